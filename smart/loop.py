@@ -1,0 +1,230 @@
+"""The training loop: D and G phases with lazy intervals, EMA of G, evals with callbacks, and a
+state_dict that resumes bit-for-bit (nets, optimizers, EMA, RNG, progress)."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from typing import Callable, Sequence
+
+import torch
+
+from smart.config import RunConfig, flatten
+from smart.data import build_dataset
+from smart.losses import AdversarialLoss, ScoreMatchingRegularity
+from smart.metrics import compute_metrics
+from smart.nets import build_networks
+from smart.score import build_score_model
+
+Callback = Callable[["Trainer", dict], None]
+_EVAL_SEED_OFFSET = 1_000_003  # eval samples use their own stream, never the training one
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: cuda requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def _adam(params, lr, beta1, beta2, ratio=1.0):
+    """Adam with StyleGAN2's lazy-regularization correction for phases run every 1/ratio steps."""
+    return torch.optim.Adam(params, lr=lr * ratio, betas=(beta1**ratio, beta2**ratio))
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, callbacks: Sequence[Callback] = ()):
+        self.cfg = cfg
+        self.callbacks = list(callbacks)
+        self.device = resolve_device(cfg.device)
+        self.dataset = build_dataset(cfg)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            G, D = build_networks(cfg, self.dataset.shape)
+        self.G, self.D = G.to(self.device), D.to(self.device)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.score_model = build_score_model(cfg, self.dataset).to(self.device)
+        self.smart = ScoreMatchingRegularity.from_config(self.score_model, cfg.regularizer)
+        self.adv = AdversarialLoss(cfg.optim.r1_gamma)
+
+        o, reg = cfg.optim, cfg.regularizer
+        g_ratio = reg.interval / (reg.interval + 1) if reg.phase == "separate" and reg.weight > 0 else 1.0
+        self.opt_g = _adam(self.G.parameters(), o.g_lr, o.beta1, o.beta2, g_ratio)
+        self.opt_d = _adam(self.D.parameters(), o.d_lr, o.beta1, o.beta2)
+
+        self.rng = torch.Generator().manual_seed(cfg.seed)  # all training randomness
+        self.cur_nimg = 0
+        self.g_steps = 0
+        self.d_steps = 0
+        self.evals = 0
+        self._last_eval_nimg = 0
+        self._sums: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+        self._train_seconds = 0.0
+
+    # ---- properties ---------------------------------------------------------------------------
+    @property
+    def kimg(self) -> float:
+        return self.cur_nimg / 1000
+
+    @property
+    def total_nimg(self) -> int:
+        return int(round(self.cfg.training.kimg * 1000))
+
+    def _next_eval_nimg(self) -> int:
+        every = self.cfg.training.eval_every_kimg * 1000
+        return min(int(round((self.evals + 1) * every)), self.total_nimg)
+
+    # ---- sampling -----------------------------------------------------------------------------
+    def _latents(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.randn(n, self.G.z_dim, generator=generator).to(self.device)
+
+    @torch.no_grad()
+    def _generate_no_grad(self, n, generator, net, batch=4096):
+        return torch.cat([net(self._latents(min(batch, n - i), generator)) for i in range(0, n, batch)])
+
+    def generate(self, n: int, generator: torch.Generator | None = None, ema: bool = True) -> torch.Tensor:
+        """n samples from G_ema (or the current G), without gradients."""
+        generator = generator or torch.Generator().manual_seed(self.cfg.seed + _EVAL_SEED_OFFSET)
+        return self._generate_no_grad(n, generator, self.G_ema if ema else self.G)
+
+    # ---- one iteration ------------------------------------------------------------------------
+    def _log(self, name: str, value: torch.Tensor) -> None:
+        v = float(value.detach())
+        if not math.isfinite(v):
+            raise TrainingDiverged(f"{name} became {v} at kimg {self.kimg:.1f}")
+        self._sums[name] = self._sums.get(name, 0.0) + v
+        self._counts[name] = self._counts.get(name, 0) + 1
+
+    def _step(self, opt, loss):
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def _d_phase(self, batch: int) -> None:
+        real = self.dataset.sample(batch, self.rng).to(self.device)
+        fake = self.G(self._latents(batch, self.rng)).detach()
+        loss = self.adv.discriminator(self.D(real), self.D(fake))
+        self._log("loss_d", loss)
+        r1_every = self.cfg.optim.r1_interval
+        if self.adv.r1_gamma > 0 and self.d_steps % r1_every == 0:
+            r1 = self.adv.r1(self.D, real)
+            self._log("loss_r1", r1)
+            loss = loss + r1 * r1_every
+        self._step(self.opt_d, loss)
+        self.d_steps += 1
+
+    def _g_phase(self, batch: int) -> None:
+        self.D.requires_grad_(False)
+        fake = self.G(self._latents(batch, self.rng))
+        loss = self.adv.generator(self.D(fake))
+        self._log("loss_g", loss)
+        if self.smart.active(self.g_steps, self.kimg):
+            if self.cfg.regularizer.phase == "joint":
+                term, value = self.smart(fake, generator=self.rng)
+                loss = loss + term
+            else:  # StyleGAN2's lazy recipe: own backward and optimizer step
+                self._step(self.opt_g, loss)
+                term, value = self.smart(self.G(self._latents(batch, self.rng)), generator=self.rng)
+                loss = term
+            self._log("loss_smart", value)
+        self._step(self.opt_g, loss)
+        self.D.requires_grad_(True)
+        self.g_steps += 1
+
+    @torch.no_grad()
+    def _update_ema(self, batch: int) -> None:
+        half_life = self.cfg.training.ema_kimg * 1000
+        beta = 0.5 ** (batch / half_life) if half_life > 0 else 0.0
+        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            p_ema.lerp_(p, 1 - beta)
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            b_ema.copy_(b)
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def train(self, until_kimg: float | None = None) -> dict[str, float]:
+        """Train to `training.kimg` (or stop early at `until_kimg`), evaluating on schedule.
+        Returns the last eval's metrics."""
+        stop_nimg = self.total_nimg if until_kimg is None else min(self.total_nimg, int(until_kimg * 1000))
+        batch = self.cfg.training.batch_size
+        metrics: dict[str, float] = {}
+        self.G.train()
+        self.D.train()
+        tick = time.perf_counter()
+        while self.cur_nimg < stop_nimg:
+            self._d_phase(batch)
+            self._g_phase(batch)
+            self._update_ema(batch)
+            self.cur_nimg += batch
+            if self.cur_nimg >= self._next_eval_nimg():
+                self._train_seconds += time.perf_counter() - tick
+                metrics = self.evaluate()
+                for cb in self.callbacks:
+                    cb(self, metrics)
+                tick = time.perf_counter()
+        return metrics
+
+    def evaluate(self) -> dict[str, float]:
+        """Metrics on the EMA generator plus training statistics since the last eval."""
+        t0 = time.perf_counter()
+        samples = self.generate(self.cfg.eval.num_samples)
+        metrics = {"kimg": round(self.kimg, 3)}
+        metrics.update(compute_metrics(self.cfg.eval.metrics, self, samples))
+        for name in ("loss_d", "loss_r1", "loss_g", "loss_smart"):
+            count = self._counts.get(name, 0)
+            metrics[name] = self._sums.get(name, 0.0) / count if count else math.nan
+        kimg_done = (self.cur_nimg - self._last_eval_nimg) / 1000
+        metrics["kimg_per_s"] = kimg_done / self._train_seconds if self._train_seconds > 0 else math.nan
+        metrics["sec_per_eval"] = time.perf_counter() - t0
+        self._sums, self._counts, self._train_seconds = {}, {}, 0.0
+        self.evals += 1
+        self._last_eval_nimg = self.cur_nimg
+        return metrics
+
+    # ---- state --------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "config": json.dumps(self.cfg.to_dict(), sort_keys=True),
+            "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "rng": self.rng.get_state(),
+            "progress": {"cur_nimg": self.cur_nimg, "g_steps": self.g_steps, "d_steps": self.d_steps,
+                         "evals": self.evals, "last_eval_nimg": self._last_eval_nimg},
+            "stats": {"sums": dict(self._sums), "counts": dict(self._counts)},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        mine = self.cfg.to_dict()
+        theirs = json.loads(state["config"])
+        for d in (mine, theirs):  # the run's length may be extended on resume; nothing else
+            d["training"].pop("kimg", None)
+        if mine != theirs:
+            diff = sorted(k for k, v in flatten(theirs).items() if flatten(mine).get(k) != v)
+            raise ValueError(f"checkpoint was written by a different config (differs in: {', '.join(diff)})")
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.G_ema.load_state_dict(state["G_ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.rng.set_state(state["rng"])
+        p = state["progress"]
+        self.cur_nimg, self.g_steps, self.d_steps, self.evals = (
+            p["cur_nimg"], p["g_steps"], p["d_steps"], p["evals"])
+        self._last_eval_nimg = p["last_eval_nimg"]
+        self._sums, self._counts = dict(state["stats"]["sums"]), dict(state["stats"]["counts"])
+
+    def save(self, path: str) -> None:
+        """Atomic checkpoint: write a temp file, then rename over `path`."""
+        tmp = f"{path}.tmp{os.getpid()}"
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+
+    def load(self, path: str) -> None:
+        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
