@@ -1,14 +1,18 @@
-"""Metrics registry: each metric is a function (trainer, samples) -> dict of named floats."""
+"""Metrics registry: each metric is a function (trainer, samples) -> dict of named floats, with an
+optional `prepare(cfg)` that computes what every run shares (reference statistics) once, up front."""
 from __future__ import annotations
 
 from typing import Callable
 
 METRICS: dict[str, Callable] = {}
+PREPARERS: dict[str, Callable] = {}
 
 
-def register(name: str):
+def register(name: str, prepare: Callable | None = None):
     def wrap(fn):
         METRICS[name] = fn
+        if prepare is not None:
+            PREPARERS[name] = prepare
         return fn
     return wrap
 

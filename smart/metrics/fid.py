@@ -9,7 +9,9 @@ import torch
 import torch_fidelity
 from torch.utils.data import Dataset
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.metric_fid import fid_input_id_to_statistics_cached
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+from torch_fidelity.utils import create_feature_extractor
 
 
 class ToyRBFExtractor(FeatureExtractorBase):
@@ -84,15 +86,29 @@ def cache_name(*parts: str) -> str:
     return f"{parts[0]}-{digest}"
 
 
+def _fidelity_kwargs(reference, reference_cache, cache_dir, cuda, batch_size, extractor, layer):
+    cache_dir = cache_dir or default_cache_dir()
+    os.makedirs(cache_dir, exist_ok=True)
+    return dict(
+        input2=reference, fid=True, cuda=cuda, batch_size=batch_size, feature_extractor=extractor,
+        feature_layer_fid=layer, cache=reference_cache is not None, cache_root=cache_dir,
+        input2_cache_name=reference_cache, save_cpu_ram=True, verbose=False,
+    )
+
+
+def reference_statistics(reference: Dataset, *, extractor: str, layer: str, reference_cache: str,
+                         cache_dir: str | None, cuda: bool, batch_size: int = 1000) -> dict:
+    """Compute (or load from the cache) the reference's FID statistics, so that trials later only
+    extract features of their own samples."""
+    kwargs = _fidelity_kwargs(reference, reference_cache, cache_dir, cuda, batch_size, extractor, layer)
+    feat = create_feature_extractor(extractor, [layer], **kwargs)
+    return fid_input_id_to_statistics_cached(2, feat, layer, **kwargs)
+
+
 def frechet_distance(generated: Dataset, reference: Dataset, *, extractor: str, layer: str,
                      reference_cache: str | None, cache_dir: str | None, cuda: bool,
                      batch_size: int = 1000) -> float:
     """FID between two datasets; the reference's statistics are cached under `reference_cache`."""
-    cache_dir = cache_dir or default_cache_dir()
-    os.makedirs(cache_dir, exist_ok=True)
-    out = torch_fidelity.calculate_metrics(
-        input1=generated, input2=reference, fid=True, cuda=cuda, batch_size=batch_size,
-        feature_extractor=extractor, feature_layer_fid=layer, cache=reference_cache is not None,
-        cache_root=cache_dir, input2_cache_name=reference_cache, save_cpu_ram=True, verbose=False,
-    )
+    kwargs = _fidelity_kwargs(reference, reference_cache, cache_dir, cuda, batch_size, extractor, layer)
+    out = torch_fidelity.calculate_metrics(input1=generated, **kwargs)
     return float(out["frechet_inception_distance"])

@@ -7,28 +7,40 @@ import math
 import torch
 
 from smart.metrics import register
-from smart.metrics.fid import SampleDataset, ToyRBFExtractor, cache_name, frechet_distance
+from smart.metrics.fid import (SampleDataset, ToyRBFExtractor, cache_name, frechet_distance,
+                               reference_statistics)
 
 ON_MANIFOLD_STD = 3.0   # within 3 std of a mode: a high-quality sample
 OFF_MANIFOLD_STD = 4.0  # farther than 4 std from every mode: off the real manifold
 MIN_MODE_SHARE = 0.25   # a mode is covered when it gets ≥ 25% of its fair share of samples
 
 
-@register("fid")
-def toy_fid(trainer, samples):
-    cfg, mixture = trainer.cfg, trainer.dataset
-    n = samples.shape[0]
-    ref_seed = 2**31 - 1  # fixed: the reference sample never depends on the run's seed
+_REF_SEED = 2**31 - 1  # fixed: the reference sample never depends on the run's seed
 
-    def reference():
-        return mixture.sample(n, torch.Generator().manual_seed(ref_seed))
 
+def _reference(cfg, mixture) -> tuple[SampleDataset, str]:
+    """The exact-sampler reference set (lazy) and its statistics' cache name."""
+    n = cfg.eval.num_samples
     name = cache_name(f"toy-{cfg.data.kind}", mixture.cache_key(cfg.data.kind), f"n{n}",
-                      f"seed{ref_seed}", ToyRBFExtractor.weights_hash())
+                      f"seed{_REF_SEED}", ToyRBFExtractor.weights_hash())
+    return SampleDataset(lambda: mixture.sample(n, torch.Generator().manual_seed(_REF_SEED)), n), name
+
+
+def prepare_toy_fid(cfg) -> None:
+    from smart.data import build_dataset
+
+    reference, name = _reference(cfg, build_dataset(cfg))
+    reference_statistics(reference, extractor=ToyRBFExtractor.NAME, layer=ToyRBFExtractor.LAYER,
+                         reference_cache=name, cache_dir=cfg.eval.cache_dir, cuda=False)
+
+
+@register("fid", prepare=prepare_toy_fid)
+def toy_fid(trainer, samples):
+    reference, name = _reference(trainer.cfg, trainer.dataset)
     fid = frechet_distance(
-        SampleDataset(samples.cpu(), n), SampleDataset(reference, n),
+        SampleDataset(samples.cpu(), samples.shape[0]), reference,
         extractor=ToyRBFExtractor.NAME, layer=ToyRBFExtractor.LAYER, reference_cache=name,
-        cache_dir=cfg.eval.cache_dir, cuda=False,
+        cache_dir=trainer.cfg.eval.cache_dir, cuda=False,
     )
     return {"fid": max(fid, 0.0)}
 
