@@ -264,17 +264,7 @@ def _validation_error(exc: ValidationError) -> ConfigError:
         msg = "required"
     elif not isinstance(err.get("input"), (dict, list)):
         msg = f"{msg} (got {err['input']!r})"
-        if isinstance(err.get("input"), str) and _is_number(err["input"]):
-            msg += "; YAML reads 1e-3 as text, write 1.0e-3"
     return ConfigError(".".join(loc) or "study", msg)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def _validate_values(base: RunConfig, where: str, overrides: dict) -> None:
