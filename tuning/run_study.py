@@ -160,7 +160,7 @@ def _run(plan: Plan) -> int:
     from smart.config import RunConfig
     from tuning.cluster import dashboard_lines, init_ray
     from tuning.results import build_summary, format_table, write_summary
-    from tuning.tracking import finish_parent, start_parent
+    from tuning.tracking import drop_lost_trials, finish_parent, start_parent
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # Tune's table reporter with our metric and search keys
@@ -197,6 +197,10 @@ def _run(plan: Plan) -> int:
         complete = len(summary["trials"]) == study.num_samples and all(
             t["status"] != "error" for t in summary["trials"])
         if runs:
+            lost = drop_lost_trials(plan.exp_dir, {t["trial_id"] for t in summary["trials"]})
+            if lost:
+                print(f"note: deleted {lost} MLflow run(s) of trials started after the interrupted study's "
+                      "last snapshot (their work was redone by new trials)")
             finish_parent(runs, summary, summary_path, spec.objective.metric, complete)
         best = summary["best"]
         if best:

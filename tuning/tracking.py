@@ -71,6 +71,21 @@ def start_parent(study, uri: str, storage: str, exp_dir: str, resume: bool) -> d
     return runs
 
 
+def drop_lost_trials(exp_dir: str, kept: set[str]) -> int:
+    """A hard interrupt can hit after a trial started (and got its run) but before Tune's next
+    experiment snapshot; the resumed study never knew that trial and ran another in its place.
+    Delete such runs so each trial of the study has exactly one run."""
+    runs = read_runs(exp_dir)
+    lost = {t: r for t, r in runs["trials"].items() if t not in kept}
+    client = MlflowClient(runs["tracking_uri"])
+    for trial_id, run_id in lost.items():
+        client.delete_run(run_id)
+        del runs["trials"][trial_id]
+    if lost:
+        _write_runs(exp_dir, runs)
+    return len(lost)
+
+
 def finish_parent(runs: dict, summary: dict, summary_path: str, metric: str, complete: bool) -> None:
     """Best trial's params and metric on the parent, summary.json as its artifact."""
     client = MlflowClient(runs["tracking_uri"])
