@@ -59,6 +59,8 @@ def bare(base: dict, configs: list[dict], concurrency: int) -> float:
     from smart.config import RunConfig
 
     prepare_assets(RunConfig.from_dict(base))
+    # one thread per worker for BLAS/OpenMP too, as Ray gives its 1-CPU workers (OMP_NUM_THREADS=1)
+    os.environ.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     with ProcessPoolExecutor(concurrency, mp_context=multiprocessing.get_context("spawn")) as pool:
         warm = {**base, "training": {"kimg": 1.0, "eval_every_kimg": 1.0}}
         list(pool.map(_train_one, [(warm, {})] * concurrency))  # start and warm the workers
