@@ -140,6 +140,8 @@ def write_report(record, out: str) -> dict:
         parts.append(f"<p><b>Best</b>: trial {e(best.trial_id)}, {e(record.metric)} {fmt(record.objective(best))}, "
                      f"{e(json.dumps(best.searched))}</p>")
     parts.append("<h2>λ = 0 baseline vs best</h2>")
+    if best is not None and best is record.baseline:
+        parts.append("<p>The λ = 0 baseline is the best trial: no SMaRt setting beat the plain GAN.</p>")
     for s in shown:
         parts.append(f"<p>{e(s['role'])}: trial {e(s['trial'].trial_id)}, {e(record.metric)} "
                      f"{fmt(record.objective(s['trial']))} at kimg {fmt(s['trial'].kimg)}</p>")

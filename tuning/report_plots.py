@@ -141,6 +141,7 @@ def _distribution(entry: dict, key: str) -> dict:
 def optuna_study(record: StudyRecord) -> tuple[optuna.Study, list[str]]:
     """The scored trials as a finished Optuna study; trials whose values lie outside the searched
     distributions (the λ = 0 baseline under a log-uniform λ) are left out, and named."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     dists = {}
     for key, entry in record.search.items():
         dists.update(_distribution(entry, key))
@@ -166,7 +167,6 @@ def optuna_plots(record: StudyRecord, out: str) -> tuple[dict, list[str]]:
     complete = study.get_trials(deepcopy=False)
     if len(complete) < 2:
         return {}, notes + ["importances and parallel coordinates need at least 2 trials inside the search space"]
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     evaluator = FanovaImportanceEvaluator(seed=0)
     importances = {}
     with warnings.catch_warnings():
