@@ -23,7 +23,8 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, dashboa
     """Join `address`, or start a local instance with its dashboard on 127.0.0.1:8265."""
     if address:
         return ray.init(address=address, runtime_env=_worker_env(), log_to_driver=True)
-    return ray.init(num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host=DASHBOARD_HOST,
+    # address="local": a new instance, never an unrelated Ray that happens to run on this machine
+    return ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host=DASHBOARD_HOST,
                     dashboard_port=dashboard_port, runtime_env=_worker_env())
 
 
