@@ -87,7 +87,8 @@ def _write_csv(header, rows, path) -> None:
 
 
 def _baseline_vs_best(record, out: str) -> list[dict]:
-    """The λ = 0 baseline's and the best trial's last sample pictures, side by side."""
+    """The λ = 0 baseline's and the best trial's last sample pictures, side by side (the best
+    λ > 0 trial when the baseline itself is best)."""
     from mlflow.tracking import MlflowClient
 
     from tuning.report_data import last_snapshot
@@ -95,16 +96,17 @@ def _baseline_vs_best(record, out: str) -> list[dict]:
     from tuning.tracking import SNAPSHOT_DIR
 
     client = MlflowClient(record.tracking_uri)
+    best = ("best", record.best) if record.best is not record.baseline else ("best λ>0", record.best_smart)
     shown = []
-    for role, trial in (("λ=0 baseline", record.baseline), ("best", record.best)):
-        if trial is None or any(s["trial"] is trial for s in shown):
+    for (role, trial), file in zip((("λ=0 baseline", record.baseline), best), ("baseline", "best")):
+        if trial is None:
             continue
         entry = {"role": role, "trial": trial, "picture": None}
         artifact = last_snapshot(client, trial.run_id, SNAPSHOT_DIR)
         if artifact:
             with tempfile.TemporaryDirectory() as tmp:
                 local = client.download_artifacts(trial.run_id, artifact, tmp)
-                entry["picture"] = f"{'baseline' if role != 'best' else 'best'}_snapshot.png"
+                entry["picture"] = f"{file}_snapshot.png"
                 shutil.copyfile(local, os.path.join(out, entry["picture"]))
         shown.append(entry)
     pictures = [(f"{s['role']} {s['trial'].trial_id}: {record.metric} {record.objective(s['trial']):.4g}",
@@ -141,7 +143,8 @@ def write_report(record, out: str) -> dict:
                      f"{e(json.dumps(best.searched))}</p>")
     parts.append("<h2>λ = 0 baseline vs best</h2>")
     if best is not None and best is record.baseline:
-        parts.append("<p>The λ = 0 baseline is the best trial: no SMaRt setting beat the plain GAN.</p>")
+        parts.append("<p>The λ = 0 baseline is the best trial: no SMaRt setting beat the plain GAN; "
+                     "beside it the best trial with λ > 0.</p>")
     for s in shown:
         parts.append(f"<p>{e(s['role'])}: trial {e(s['trial'].trial_id)}, {e(record.metric)} "
                      f"{fmt(record.objective(s['trial']))} at kimg {fmt(s['trial'].kimg)}</p>")

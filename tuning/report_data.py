@@ -69,6 +69,11 @@ class StudyRecord:
         """The best λ = 0 trial (a plain GAN), if the study ran one."""
         return next((t for t in self.scored if t.number(LAMBDA) == 0.0), None)
 
+    @property
+    def best_smart(self) -> TrialRecord | None:
+        """The best trial with the SMaRt term on (λ > 0)."""
+        return next((t for t in self.scored if (t.number(LAMBDA) or 0.0) > 0), None)
+
     def search_keys(self) -> list[str]:
         keys = []
         for key, entry in self.search.items():

@@ -36,7 +36,8 @@ def _k_colours(values) -> dict:
 
 def _status_legend(ax, statuses) -> None:
     handles = [plt.Line2D([], [], ls="", marker=_marker(s), color="grey", label=s) for s in sorted(statuses)]
-    ax.add_artist(ax.legend(handles=handles, title="status", loc="best", fontsize=7, title_fontsize=7))
+    ax.add_artist(ax.legend(handles=handles, title="status", loc="lower left", bbox_to_anchor=(1.01, 0),
+                            fontsize=7, title_fontsize=7))
 
 
 def fid_vs_lambda(record: StudyRecord, path: str) -> bool:
@@ -46,7 +47,7 @@ def fid_vs_lambda(record: StudyRecord, path: str) -> bool:
     positive = [t for t in trials if t.number(LAMBDA) > 0]
     if not trials:
         return False
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=90)
+    fig, ax = plt.subplots(figsize=(7.2, 4), dpi=90)
     colours = _k_colours(t.number(INTERVAL) for t in trials)
     for t in positive:
         ax.scatter(t.number(LAMBDA), record.objective(t), color=colours[t.number(INTERVAL)], marker=_marker(t.status),
@@ -63,7 +64,7 @@ def fid_vs_lambda(record: StudyRecord, path: str) -> bool:
            title=f"{record.name}: {record.metric} vs λ, coloured by k")
     _status_legend(ax, {t.status for t in trials})
     ax.legend(handles=[plt.Line2D([], [], ls="", marker="o", color=c, label=f"k={k:g}") for k, c in colours.items()],
-              loc="best", fontsize=7)
+              title="k", loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, title_fontsize=7)
     fig.tight_layout()
     save_png(fig, path)
     return True
