@@ -109,6 +109,9 @@ def test_report_bad_input_is_one_line(study, tmp_path, capsys):
     assert report.main(["no-such-study", "--mlflow-uri", study["uri"], "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: study: ") and err.count("\n") == 1 and not (tmp_path / "x").exists()
+    missing = tmp_path / "none.db"
+    assert report.main(["reported", "--mlflow-uri", f"sqlite:///{missing}"]) == 2
+    assert "no MLflow store" in capsys.readouterr().err and not missing.exists()  # nothing created
 
 
 def test_trials_export_live_gauges_to_prometheus(study, ray_session):

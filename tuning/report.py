@@ -58,6 +58,9 @@ def locate(study: str, cli_uri: str | None) -> tuple[str, str, str]:
             raise ConfigError("study", f"{study} holds no MLflow record of a study (mlflow_runs.json)")
         return cli_uri or runs["tracking_uri"], runs["parent"], os.path.join(study, REPORT_DIR)
     uri = resolve_tracking_uri(cli_uri, None, "runs")
+    db = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else None
+    if db is not None and not os.path.exists(db):  # MLflow would create an empty store there
+        raise ConfigError("study", f"no study directory {study!r}, and no MLflow store at {uri}")
     try:
         found = find_parent(MlflowClient(uri), study)
     except MlflowException as exc:
