@@ -17,6 +17,7 @@ from smart.losses import AdversarialLoss, ScoreMatchingRegularity
 from smart.metrics import compute_metrics
 from smart.nets import build_networks
 from smart.score import build_score_model
+from smart.timing import BranchClock
 
 Callback = Callable[["Trainer", dict], None]
 _EVAL_SEED_OFFSET = 1_000_003  # eval samples use their own stream, never the training one
@@ -68,6 +69,8 @@ class Trainer:
         self._sums: dict[str, float] = {}
         self._counts: dict[str, int] = {}
         self._train_seconds = 0.0
+        self._g_seconds = 0.0
+        self._smart_clock = BranchClock()
 
     # ---- properties ---------------------------------------------------------------------------
     @property
@@ -128,16 +131,23 @@ class Trainer:
         self._log("loss_g", loss)
         if self.smart.active(self.g_steps, self.kimg):
             if self.cfg.regularizer.phase == "joint":
-                term, value = self.smart(fake, generator=self.rng)
+                term, value = self._timed_smart(fake, generator=self.rng)
                 loss = loss + term
             else:  # StyleGAN2's lazy recipe: own backward and optimizer step
                 self._step(self.opt_g, loss)
-                term, value = self.smart(self.G(self._latents(batch, self.rng)), generator=self.rng)
+                term, value = self._timed_smart(self.G(self._latents(batch, self.rng)), generator=self.rng)
                 loss = term
             self._log("loss_smart", value)
         self._step(self.opt_g, loss)
         self.D.requires_grad_(True)
         self.g_steps += 1
+
+    def _timed_smart(self, x, *args, **kwargs):
+        """The SMaRt term, its forward and backward time counted for `smart_share`."""
+        t0 = time.perf_counter()
+        term, value = self.smart(self._smart_clock.enter(x), *args, **kwargs)
+        self._smart_clock.add(time.perf_counter() - t0)
+        return self._smart_clock.exit(term), value
 
     @torch.no_grad()
     def _update_ema(self, batch: int) -> None:
@@ -160,7 +170,9 @@ class Trainer:
         tick = time.perf_counter()
         while self.cur_nimg < stop_nimg:
             self._d_phase(batch)
+            t_g = time.perf_counter()
             self._g_phase(batch)
+            self._g_seconds += time.perf_counter() - t_g
             self._update_ema(batch)
             self.cur_nimg += batch
             if self.cur_nimg >= self._next_eval_nimg():
@@ -182,8 +194,10 @@ class Trainer:
             metrics[name] = self._sums.get(name, 0.0) / count if count else math.nan
         kimg_done = (self.cur_nimg - self._last_eval_nimg) / 1000
         metrics["kimg_per_s"] = kimg_done / self._train_seconds if self._train_seconds > 0 else math.nan
+        metrics["smart_share"] = self._smart_clock.seconds / self._g_seconds if self._g_seconds > 0 else math.nan
         metrics["sec_per_eval"] = time.perf_counter() - t0
-        self._sums, self._counts, self._train_seconds = {}, {}, 0.0
+        self._sums, self._counts, self._train_seconds, self._g_seconds = {}, {}, 0.0, 0.0
+        self._smart_clock = BranchClock()
         self.evals += 1
         self._last_eval_nimg = self.cur_nimg
         return metrics

@@ -11,12 +11,15 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)  # tests choose their own stores
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """A real local Ray instance (2 CPUs, no dashboard, token auth on) shared by the session.
-    Yields the RayContext; `ray_session.address_info["gcs_address"]` lets a subprocess join it."""
+    """A real local Ray instance (2 CPUs, token auth on) shared by the session, its dashboard on a
+    free 127.0.0.1 port (the browser test opens it; a fixed port could clash with another Ray on
+    the machine). Yields the RayContext; `ray_session.address_info["gcs_address"]` lets a
+    subprocess join it, `ray_session.dashboard_url` is the dashboard."""
     import ray
 
+    from servers import free_port
     from tuning.cluster import init_ray
 
-    context = init_ray(num_cpus=2, dashboard=False)
+    context = init_ray(num_cpus=2, dashboard=True, dashboard_port=free_port())
     yield context
     ray.shutdown()

@@ -18,12 +18,14 @@ def _worker_env() -> dict:
     return {"env_vars": {"PYTHONPATH": path}}
 
 
-def init_ray(address: str | None = None, *, num_cpus: int | None = None, dashboard: bool = True):
+def init_ray(address: str | None = None, *, num_cpus: int | None = None, dashboard: bool = True,
+             dashboard_port: int = DASHBOARD_PORT):
     """Join `address`, or start a local instance with its dashboard on 127.0.0.1:8265."""
     if address:
         return ray.init(address=address, runtime_env=_worker_env(), log_to_driver=True)
-    return ray.init(num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host=DASHBOARD_HOST,
-                    dashboard_port=DASHBOARD_PORT, runtime_env=_worker_env())
+    # address="local": a new instance, never an unrelated Ray that happens to run on this machine
+    return ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host=DASHBOARD_HOST,
+                    dashboard_port=dashboard_port, runtime_env=_worker_env())
 
 
 def dashboard_lines(context) -> list[str]:
@@ -33,11 +35,18 @@ def dashboard_lines(context) -> list[str]:
     url = url if url.startswith("http") else f"http://{url}"
     from ray._private.authentication.authentication_utils import is_token_auth_enabled
 
+    watch = [f"  watch:   {url}/#/jobs (trials as actors), {url}/#/metrics (live gauges "
+             "ray_smart_trial_{kimg_per_s,fid,smart_share,kimg} by study and trial_id; the Metrics view",
+             "           needs Prometheus + Grafana, see `ray metrics launch-prometheus`)"]
+    port = (getattr(context, "address_info", None) or {}).get("metrics_export_port")
+    if port:
+        watch.append(f"  scrape:  Prometheus text at http://<node>:{port}/metrics on each node")
     if not is_token_auth_enabled():
-        return [f"dashboard: {url}"]
+        return [f"dashboard: {url}", *watch]
     return [
         f"dashboard: {url}  (token authentication is on)",
         "  browser: paste the token printed by `ray get-auth-token` (stored in ~/.ray/auth_token,",
         "           or $RAY_AUTH_TOKEN / $RAY_AUTH_TOKEN_PATH) into the dashboard's login prompt",
         f"  API:     curl -H \"Authorization: Bearer $(ray get-auth-token)\" {url}/api/jobs/",
+        *watch,
     ]

@@ -86,7 +86,7 @@ def format_table(summary: dict, keys: list[str]) -> str:
     metric = summary["metric"]
     header = ["trial", "status", "kimg", metric, *keys]
     rows = [[t["trial_id"], t["status"], t["metrics"].get("kimg"), t["metrics"].get(metric),
-             *(t["config"].get(k) for k in keys)] for t in summary["trials"]]
+             *((t["config"] or {}).get(k) for k in keys)] for t in summary["trials"]]
     cells = [header] + [[_cell(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]

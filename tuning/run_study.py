@@ -128,7 +128,8 @@ def _tuner(plan: Plan, base: dict):
     spec = plan.study.spec
     metric, mode = spec.objective.metric, spec.objective.mode
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, base=base, metric=metric, threads=max(1, int(spec.resources.cpu))),
+        tune.with_parameters(train_trial, base=base, metric=metric, threads=max(1, int(spec.resources.cpu)),
+                             study=spec.name, snapshot_every=spec.mlflow.snapshot_every if plan.tracking_uri else 0),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
     if plan.resume:
         return tune.Tuner.restore(plan.exp_dir, trainable, resume_errored=True)
@@ -150,6 +151,21 @@ def _tuner(plan: Plan, base: dict):
                                   failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
                                   progress_reporter=reporter, verbose=1),
     )
+
+
+def _report(plan: Plan, runs: dict) -> None:
+    """The study report from what MLflow holds, into <storage>/<name>/report and the parent run.
+    A failure here costs the report, not the finished study."""
+    from tuning.report import INDEX, REPORT_DIR, build
+
+    out = os.path.join(plan.exp_dir, REPORT_DIR)
+    try:
+        build(plan.tracking_uri, runs["parent"], out, log_to_parent=True)
+    except Exception as exc:  # noqa: BLE001 — the trials are done and recorded whatever happens here
+        print(f"warning: the study report failed ({type(exc).__name__}: {exc}); "
+              f"retry with: python tuning/report.py {plan.exp_dir}", file=sys.stderr)
+        return
+    print(f"report: {os.path.join(out, INDEX)} (also in the parent run's artifacts, {REPORT_DIR}/)")
 
 
 def _run(plan: Plan) -> int:
@@ -202,6 +218,8 @@ def _run(plan: Plan) -> int:
                 print(f"note: deleted {lost} MLflow run(s) of trials started after the interrupted study's "
                       "last snapshot (their work was redone by new trials)")
             finish_parent(runs, summary, summary_path, spec.objective.metric, complete)
+            if spec.mlflow.report:
+                _report(plan, runs)
         best = summary["best"]
         if best:
             print(f"\nbest: trial {best['trial_id']}  {spec.objective.metric}={best['metrics'][spec.objective.metric]:.4g}"

@@ -187,6 +187,9 @@ class Resources(_Strict):
 class MLflow(_Strict):
     enabled: bool = True
     tracking_uri: str | None = Field(None, description="default sqlite:///<storage>/mlflow.db")
+    snapshot_every: int = Field(1, ge=0, description="a sample picture every this many evals "
+                                                     "(and at the end of training); 0: none")
+    report: bool = Field(True, description="write the study report at the end and log it to the parent run")
 
 
 class StudySpec(_Strict):

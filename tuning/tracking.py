@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
+from functools import lru_cache
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
@@ -18,9 +20,30 @@ from ray import tune
 
 from smart.config import RunConfig
 from tuning.results import stopped_early, trainer_metrics
+from tuning.trainable import SNAPSHOT_PREFIX
 
 RUNS_FILE = "mlflow_runs.json"
 _PARAMS_PER_CALL = 100  # MLflow's log_batch limit
+
+
+SNAPSHOT_DIR = "snapshots"
+CONFIG_ARTIFACT = "config.yaml"
+STATUS_TAG = "status"  # a trial's end: finished, stopped early, error (other values may appear)
+
+
+@lru_cache(maxsize=1)
+def code_version_tags() -> dict:
+    """The git commit of this tree (MLflow's own tag, shown in its UI), when it is a git checkout."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def git(*args):
+        return subprocess.run(["git", "-C", root, *args], capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+    try:
+        commit, dirty = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"mlflow.source.git.commit": commit, "code_dirty": str(bool(dirty)).lower()}
 
 
 def read_runs(exp_dir: str) -> dict | None:
@@ -58,13 +81,14 @@ def start_parent(study, uri: str, storage: str, exp_dir: str, resume: bool) -> d
         name, artifact_location=_local_artifact_root(uri, storage))
     parent = client.create_run(exp_id, run_name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
                                tags={"study": name, "sampler": study.spec.sampler.kind,
-                                     "mlflow.note.content": study.spec.description})
+                                     "mlflow.note.content": study.spec.description, **code_version_tags()})
     pid = parent.info.run_id
     search = {f"search.{k}": json.dumps(v.model_dump(exclude_none=True)) for k, v in study.spec.search.items()}
     client.log_batch(pid, params=[Param(k, str(v)) for k, v in {
         "study.num_samples": study.num_samples, "study.sampler": study.spec.sampler.kind,
         "study.seed": study.spec.sampler.seed, "study.scheduler": study.spec.scheduler.kind,
-        "study.metric": study.spec.objective.metric, "study.mode": study.spec.objective.mode, **search}.items()])
+        "study.metric": study.spec.objective.metric, "study.mode": study.spec.objective.mode,
+        "study.resources.cpu": study.spec.resources.cpu, **search}.items()])
     runs = {"tracking_uri": uri, "experiment_id": exp_id, "parent": pid, "trials": {}}
     os.makedirs(exp_dir, exist_ok=True)
     _write_runs(exp_dir, runs)
@@ -142,9 +166,10 @@ class MLflowCallback(tune.Callback):
             run = self._client.create_run(
                 self._runs["experiment_id"], run_name=trial.trial_id,
                 tags={"mlflow.parentRunId": self._runs["parent"], "trial_id": trial.trial_id,
-                      "searched": json.dumps(trial.config)})
+                      "searched": json.dumps(trial.config), "seed": str(cfg.seed), **code_version_tags()})
             run_id = run.info.run_id
             _log_params(self._client, run_id, cfg.flat())
+            self._client.log_text(run_id, cfg.to_yaml(), CONFIG_ARTIFACT)
             self._runs["trials"][trial.trial_id] = run_id
             _write_runs(self.exp_dir, self._runs)
         return run_id
@@ -158,11 +183,22 @@ class MLflowCallback(tune.Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self._client.log_batch(self._run_id(trial), metrics=_metric_items(result))
 
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        """The trial's sample picture travels in its checkpoint (the driver can read checkpoints
+        on any cluster); it becomes the child run's artifact snapshots/<file>."""
+        with checkpoint.as_directory() as ckpt_dir:
+            for name in sorted(os.listdir(ckpt_dir)):
+                if name.startswith(SNAPSHOT_PREFIX):
+                    self._client.log_artifact(self._run_id(trial), os.path.join(ckpt_dir, name), SNAPSHOT_DIR)
+
     def on_trial_complete(self, iteration, trials, trial, **info):
         early = stopped_early(trial.last_result or {}, self.base, trial.config)
-        self._client.log_batch(self._run_id(trial), tags=[RunTag("stopped_early", str(early).lower())])
+        self._client.log_batch(self._run_id(trial), tags=[
+            RunTag("stopped_early", str(early).lower()),
+            RunTag(STATUS_TAG, "stopped early" if early else "finished")])
         self._client.set_terminated(self._run_id(trial), status="FINISHED")
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        self._client.set_tag(self._run_id(trial), STATUS_TAG, "error")
         self._client.set_terminated(self._run_id(trial), status="FAILED")
 

@@ -1,5 +1,7 @@
 """The Ray Tune function trainable: one trial = one `smart` Trainer run of the base config plus the
-suggested values, reporting every eval's metrics with a checkpoint of the full trainer state.
+suggested values, reporting every eval's metrics with a checkpoint of the full trainer state (and,
+at the study's snapshot cadence, a sample picture beside it for MLflow), and exporting live
+gauges for the dashboard.
 
 Lives in the installed package because Ray workers import it by name.
 """
@@ -15,15 +17,30 @@ from ray import tune
 
 from smart.config import RunConfig
 from smart.loop import Trainer
+from smart.visuals import save_snapshot
+from tuning.live_metrics import TrialGauges
 
 CHECKPOINT_FILE = "trainer.pt"
+SNAPSHOT_PREFIX = "snapshot-kimg"
 
 
-def train_trial(config: dict, *, base: dict, metric: str, threads: int) -> None:
+def snapshot_name(kimg: float) -> str:
+    """File names that sort by training progress."""
+    return f"{SNAPSHOT_PREFIX}{kimg:010.3f}.png"
+
+
+def wants_snapshot(trainer: Trainer, every: int) -> bool:
+    """Every `every`-th eval, and the end of training."""
+    return every > 0 and ((trainer.evals % every == 0) or trainer.cur_nimg >= trainer.total_nimg)
+
+
+def train_trial(config: dict, *, base: dict, metric: str, threads: int, study: str = "",
+                snapshot_every: int = 0) -> None:
     """`config` holds dotted overrides of the base run config (what the searcher suggested)."""
     torch.set_num_threads(threads)
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
     cfg = RunConfig.from_dict(base, config)
+    gauges = TrialGauges(study, tune.get_context().get_trial_id() or "")
 
     def report(trainer: Trainer, metrics: dict) -> None:
         if metric not in metrics:
@@ -31,8 +48,11 @@ def train_trial(config: dict, *, base: dict, metric: str, threads: int) -> None:
                              f"(it reports: {', '.join(metrics)})")
         if not math.isfinite(metrics[metric]):
             raise ValueError(f"objective.metric: {metric} is {metrics[metric]} at kimg {trainer.kimg:g}")
+        gauges.update(metrics)
         with tempfile.TemporaryDirectory() as tmp:
             trainer.save(os.path.join(tmp, CHECKPOINT_FILE))
+            if wants_snapshot(trainer, snapshot_every):
+                save_snapshot(trainer, os.path.join(tmp, snapshot_name(trainer.kimg)))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
     trainer = Trainer(cfg, callbacks=[report])
