@@ -51,15 +51,21 @@ def _kill_node_of_first_trial(cluster, exp_dir, record, timeout=240):
     deadline = time.time() + timeout
     while time.time() < deadline:
         for trial_dir in glob.glob(os.path.join(exp_dir, "train_trial_????????_1_*")):
-            results = os.path.join(trial_dir, "result.json")
-            if glob.glob(os.path.join(trial_dir, "checkpoint_*")) and os.path.exists(results):
-                with open(results) as fh:
-                    first = json.loads(fh.readline())
+            try:
+                with open(os.path.join(trial_dir, "result.json")) as fh:
+                    first = json.loads(fh.readline())  # fails while the line is half written
                 parents = _ancestors(first["pid"])
-                node = next(n for n in cluster.worker_nodes if _raylet_pid(n) in parents)
-                record.update(killed_node=node.node_id, killed_after_kimg=first["kimg"])
-                cluster.remove_node(node, allow_graceful=False)
+            except (OSError, ValueError):
+                continue
+            if not glob.glob(os.path.join(trial_dir, "checkpoint_*")):
+                continue
+            node = next((n for n in cluster.worker_nodes if _raylet_pid(n) in parents), None)
+            if node is None:
+                record["error"] = f"no worker raylet among the ancestors of trial process {first['pid']}"
                 return
+            record.update(killed_node=node.node_id, killed_after_kimg=first["kimg"])
+            cluster.remove_node(node, allow_graceful=False)
+            return
         time.sleep(0.05)
     record["error"] = "trial 1 never checkpointed"
 
@@ -72,8 +78,13 @@ def node_loss(cluster, work) -> dict:
         ("scheduler", "kind"): "none"})
     storage = os.path.join(work, "store")
     record: dict = {}
-    killer = threading.Thread(target=_kill_node_of_first_trial,
-                              args=(cluster, os.path.join(storage, "node_loss"), record))
+    def kill():
+        try:
+            _kill_node_of_first_trial(cluster, os.path.join(storage, "node_loss"), record)
+        except Exception as exc:  # reported to the test, not lost with the thread
+            record["error"] = repr(exc)
+
+    killer = threading.Thread(target=kill)
     killer.start()
     record["rc"] = main([study, "--storage", storage, "--address", cluster.address])
     killer.join()

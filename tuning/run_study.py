@@ -22,6 +22,7 @@ from tuning.study import Study, load_study  # noqa: E402
 
 STUDY_FILE = "study.json"
 SUMMARY_FILE = "summary.json"
+DDP_DRIVER_MEMORY = 256 * 2**20  # what a multi-worker trial's own actor reserves (no CPU: it only waits)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -151,10 +152,10 @@ def _tuner(plan: Plan, base: dict):
     if res.workers == 1:
         trainable = tune.with_resources(tune.with_parameters(train_trial, **common),
                                         {"cpu": res.cpu, "gpu": res.gpu})
-    else:  # the Tune trial only waits on its TorchTrainer, whose workers hold the resources
+    else:  # the Tune trial only waits on its TorchTrainer, whose workers hold CPUs and GPUs
         trainable = tune.with_resources(
             tune.with_parameters(train_trial_ddp, **common, workers=res.workers, cpu=res.cpu, gpu=res.gpu,
-                                 train_storage=plan.exp.sub("train").location), {"cpu": 0})
+                                 train_storage=plan.exp.sub("train").location), {"memory": DDP_DRIVER_MEMORY})
     if plan.resume:
         return tune.Tuner.restore(plan.exp.location, trainable, resume_errored=True)
     sched = spec.scheduler
