@@ -2,7 +2,9 @@
 run per trial (params = the trial's full flattened run config, metric histories with step = kimg).
 
 One `log_batch` per Tune result (Ray's stock MLflow callback makes one call per metric and is
-several times slower). The run ids live in `<experiment dir>/mlflow_runs.json` (written
+several times slower), sent once Tune has registered the result's checkpoint: Tune hands a result
+to callbacks before it fetches its checkpoint, and a node lost in between restarts the trial from
+the previous checkpoint, which would log that step twice. The run ids live in `<experiment dir>/mlflow_runs.json` (written
 atomically), so a resumed study continues the same parent and child runs instead of creating new
 ones. A diverged trial's run ends FAILED with the tag `trial_status=diverged`.
 
@@ -126,9 +128,10 @@ class MLflowCallback(tune.Callback):
         self.base = base
         self._client = None
         self._runs: dict = {}
+        self._pending: dict[str, list] = {}  # trial id -> results whose checkpoint is not registered yet
 
     def __getstate__(self):
-        return {"exp": self.exp, "base": self.base, "_client": None, "_runs": {}}
+        return {"exp": self.exp, "base": self.base, "_client": None, "_runs": {}, "_pending": {}}
 
     def setup(self, **info):
         self._runs = read_runs(self.exp)
@@ -154,10 +157,23 @@ class MLflowCallback(tune.Callback):
         if known:  # a resumed trial continues its run
             self._client.update_run(run_id, status="RUNNING")
 
+    def _flush(self, trial) -> None:
+        for result in self._pending.pop(trial.trial_id, []):
+            self._client.log_batch(self._run_id(trial), metrics=_metric_items(result))
+
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        self._client.log_batch(self._run_id(trial), metrics=_metric_items(result))
+        self._pending.setdefault(trial.trial_id, []).append(dict(result))
+        if "checkpoint_path" in result:  # a multi-worker trial: Ray Train stored it before reporting
+            self._flush(trial)
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        self._flush(trial)
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self._pending.pop(trial.trial_id, None)  # redone from the last registered checkpoint
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        self._flush(trial)  # e.g. a diverged trial's last result, which has no checkpoint
         last = trial.last_result or {}
         status = trial_status(last, self.base, trial.config)
         tags = [RunTag("stopped_early", str(status == "stopped early").lower()), RunTag("trial_status", status)]
@@ -167,6 +183,7 @@ class MLflowCallback(tune.Callback):
         self._client.set_terminated(self._run_id(trial), status="FAILED" if status == "diverged" else "FINISHED")
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        self._flush(trial)
         self._client.log_batch(self._run_id(trial), tags=[RunTag("trial_status", "error")])
         self._client.set_terminated(self._run_id(trial), status="FAILED")
 
