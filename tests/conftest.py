@@ -23,3 +23,20 @@ def ray_session():
     context = init_ray(num_cpus=2, dashboard=True, dashboard_port=free_port())
     yield context
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def cluster_faults(tmp_path_factory):
+    """Runs tests/cluster_harness.py once, in its own process (a multi-node `Cluster` must not share
+    a process with `ray_session`): a node killed mid-trial, then a driver killed mid-study and
+    resumed. Yields (workdir, outcome); the tests read storage and MLflow from workdir."""
+    import json
+    import subprocess
+    import sys
+
+    work = tmp_path_factory.mktemp("cluster")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, os.path.join(root, "tests", "cluster_harness.py"), str(work)],
+                          env={**os.environ, "PYTHONPATH": root}, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    yield work, json.loads((work / "outcome.json").read_text())

@@ -60,7 +60,7 @@ def test_each_trial_logs_config_seed_code_version_and_snapshots(study):
         assert snaps[-1].endswith(f"{by_trial[trial_id]['metrics']['kimg']:010.3f}.png")
         share = client.get_metric_history(rid, "smart_share")
         assert share and all(0.0 <= m.value <= 1.0 for m in share)
-        assert run.data.tags["status"] == by_trial[trial_id]["status"]
+        assert run.data.tags["trial_status"] == by_trial[trial_id]["status"]
 
 
 def _csv_rows(path):
