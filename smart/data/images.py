@@ -54,7 +54,8 @@ class ImageDataset:
         self.channels = channels or native_c
         self.name, self.split = name, split
         self.labels = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.long)
-        self.num_classes = num_classes if conditional else 0
+        self.num_labels = num_classes if self.labels is not None else 0  # classes in the data
+        self.num_classes = self.num_labels if conditional else 0  # classes the nets are conditioned on
         self.conditional = conditional
         self._lazy = not isinstance(images, (np.ndarray, torch.Tensor)) or isinstance(images, np.memmap)
         if self._lazy:
