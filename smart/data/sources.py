@@ -22,7 +22,7 @@ def _dataset(cfg, images, labels, num_classes, split, fingerprint=None) -> Image
     if d.conditional and labels is None:
         raise ConfigError("data.conditional", f"{d.kind} at {d.path} has no labels")
     return ImageDataset(images, labels, name=d.kind, split=split, num_classes=num_classes,
-                        resolution=d.resolution, channels=d.channels, conditional=d.conditional,
+                        resolution=d.image_resolution, channels=d.channels, conditional=d.conditional,
                         fingerprint=fingerprint)
 
 

@@ -32,7 +32,7 @@ class FidSetup:
 
 
 def classifier_path(cfg, dataset) -> str:
-    return os.path.join(cfg.eval.cache_dir or default_cache_dir(), f"classifier-{dataset.cache_key()}-v1.pt")
+    return os.path.join(cfg.eval.cache_dir or default_cache_dir(), f"classifier-{dataset.cache_key()}-v2.pt")
 
 
 def fid_setup(cfg, dataset) -> FidSetup:
