@@ -6,10 +6,22 @@ Dotted keys (``regularizer.weight``) are the public names of every option: the s
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class YamlLoader(yaml.SafeLoader):
+    """Safe loading, plus YAML 1.2 floats: `1e-3` is a number, not the string PyYAML 1.1 makes of it."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d[\d_]*)?(?:\.\d*)?[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
 
 
 class ConfigError(ValueError):
@@ -314,7 +326,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     key, raw = text.split("=", 1)
     key = key.strip()
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.load(raw, Loader=YamlLoader) if raw.strip() else ""
     except yaml.YAMLError:
         raise ConfigError(key, f"cannot parse value {raw!r}") from None
     return key, value
@@ -324,7 +336,7 @@ def load_yaml(path: str) -> Any:
     """Safe-load a YAML file; problems name the file."""
     try:
         with open(path, encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
+            return yaml.load(fh, Loader=YamlLoader)
     except FileNotFoundError:
         raise ConfigError(path, "no such file") from None
     except IsADirectoryError:

@@ -39,10 +39,10 @@ class GaussianMixture2D:
         return None
 
     def _components(self, x: torch.Tensor, alpha, var):
-        """Per-component log densities of the noised mixture, shape (..., K)."""
-        mu = self.means.to(x) * alpha[..., None, None] if torch.is_tensor(alpha) else self.means.to(x) * alpha
-        diff = x[..., None, :] - mu
-        var = var[..., None] if torch.is_tensor(var) else var
+        """Per-component log densities of the noised mixture, shape (B, K); alpha, var: scalars or (B,)."""
+        alpha = torch.as_tensor(alpha, dtype=x.dtype, device=x.device).reshape(-1, 1, 1)
+        var = torch.as_tensor(var, dtype=x.dtype, device=x.device).reshape(-1, 1)
+        diff = x[:, None, :] - alpha * self.means.to(x)
         return -(diff**2).sum(-1) / (2 * var) - torch.log(2 * math.pi * var) - math.log(self.num_modes)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
