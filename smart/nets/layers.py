@@ -31,7 +31,8 @@ def class_vector(labels: torch.Tensor, num_classes: int, dtype: torch.dtype) -> 
             raise ValueError("labels: integer class indices (B,) or one-hot rows (B, num_classes)")
         return F.one_hot(labels.long(), num_classes).to(dtype)
     if labels.dim() != 2 or labels.shape[1] != num_classes:
-        raise ValueError(f"labels: expected (B,) indices or (B, {num_classes}) rows, got {tuple(labels.shape)}")
+        raise ValueError(
+            f"labels: expected (B,) indices or (B, {num_classes}) rows, got {tuple(labels.shape)}")
     return labels.to(dtype)
 
 

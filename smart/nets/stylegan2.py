@@ -125,7 +125,11 @@ class StyleGenerator(nn.Module):
         self.blocks = nn.ModuleList(blocks)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, img_channels, R, R) images, roughly in [-1, 1] (no output nonlinearity)."""
+        """(B, img_channels, R, R) images, roughly in [-1, 1] (no output nonlinearity).
+
+        The per-layer noise is drawn from torch's global RNG on every call: seed it
+        (torch.manual_seed) for repeatable images; z alone does not fix them.
+        """
         w = self.mapping(z, labels if self.conditional else None)
         x = img = None
         for block in self.blocks:
