@@ -71,13 +71,13 @@ class GeneratorConfig(_Section):
     z_dim: int = Field(8, ge=1)
     hidden: int = Field(128, ge=1, description="mlp only")
     layers: int = Field(3, ge=1, description="mlp only")
-    w_dim: int = Field(256, ge=1, description="stylegan2/aurora: intermediate latent size")
+    w_dim: int = Field(128, ge=1, description="stylegan2/aurora: intermediate latent size")
     mapping_layers: int = Field(2, ge=1)
-    channel_base: int = Field(4096, ge=1, description="channels at resolution r: min(base / r, max)")
-    channel_max: int = Field(256, ge=1)
+    channel_base: int = Field(512, ge=1, description="channels at resolution r: min(base / r, max)")
+    channel_max: int = Field(64, ge=1)
     num_experts: int = Field(4, ge=1, description="aurora: experts per MoE feed-forward")
-    attn_resolutions: list[int] = Field([16], description="aurora: resolutions with attention blocks")
-    num_heads: int = Field(4, ge=1, description="aurora: attention heads")
+    attn_resolutions: list[int] = Field([8, 16], description="aurora: resolutions with attention blocks")
+    num_heads: int = Field(2, ge=1, description="aurora: attention heads")
     aux_weight: float = Field(0.01, ge=0, description="aurora: weight of the MoE load-balancing loss in L_G")
 
 
@@ -85,8 +85,8 @@ class DiscriminatorConfig(_Section):
     arch: Literal["mlp", "stylegan2"] = "mlp"
     hidden: int = Field(128, ge=1, description="mlp only")
     layers: int = Field(3, ge=1, description="mlp only")
-    channel_base: int = Field(4096, ge=1, description="stylegan2: min(base / r, max) channels")
-    channel_max: int = Field(256, ge=1)
+    channel_base: int = Field(512, ge=1, description="stylegan2: min(base / r, max) channels")
+    channel_max: int = Field(64, ge=1)
     mbstd_group: int = Field(4, ge=1, description="stylegan2: minibatch-std group size")
 
 
