@@ -7,38 +7,23 @@ import pytest
 import torch
 from scipy import linalg
 from torch.utils.data import Dataset
-from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
 from image_helpers import image_config
 from smart.config import ConfigError
 from smart.data import build_dataset
 from smart.data.images import to_uint8
-from smart.metrics.fid import SampleDataset, frechet_distance
+from smart.metrics.fid import SampleDataset, SingleLayerExtractor, frechet_distance
 from smart.metrics.image import _reference, fid_setup, prepare_image_fid
 
 
-class RawFeatures(FeatureExtractorBase):
+class RawFeatures(SingleLayerExtractor):
     """The identity as a feature extractor: FID of the vectors themselves."""
+
+    LAYER = "raw"
 
     def __init__(self, name, features_list, **kwargs):
         super().__init__(name, features_list)
-
-    @staticmethod
-    def get_provided_features_list():
-        return ("raw",)
-
-    @staticmethod
-    def get_default_feature_layer_for_metric(metric):
-        return "raw"
-
-    @staticmethod
-    def can_be_compiled():
-        return False
-
-    @staticmethod
-    def get_dummy_input_for_compile():
-        return torch.zeros(1, 3)
 
     def forward(self, x):
         return (x.to(torch.float64),)

@@ -14,11 +14,11 @@ import os
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
 from smart.config import ConfigError
+from smart.metrics.fid import SingleLayerExtractor
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
@@ -88,9 +88,10 @@ def train_classifier(dataset, path: str, steps: int = 500, batch_size: int = 128
     return record
 
 
-class ClassifierExtractor(FeatureExtractorBase):
+class ClassifierExtractor(SingleLayerExtractor):
     NAME = "smart-classifier"
     LAYER = "penultimate"
+    DUMMY_INPUT_SHAPE = (1, 1, 8, 8)
 
     def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
         super().__init__(name, features_list)
@@ -98,28 +99,12 @@ class ClassifierExtractor(FeatureExtractorBase):
         self.net = SmallClassifier(record["channels"], record["num_classes"])
         self.net.load_state_dict(record["state_dict"])
 
-    @staticmethod
-    def get_provided_features_list():
-        return (ClassifierExtractor.LAYER,)
-
-    @staticmethod
-    def get_default_feature_layer_for_metric(metric):
-        return ClassifierExtractor.LAYER
-
-    @staticmethod
-    def can_be_compiled():
-        return False
-
-    @staticmethod
-    def get_dummy_input_for_compile():
-        return torch.zeros(1, 1, 8, 8, dtype=torch.uint8)
-
     def forward(self, x):
         return (self.net.features(x).to(torch.float64),)
 
 
 # ---- TorchScript FID Inception --------------------------------------------------------------------
-class TorchScriptInceptionExtractor(FeatureExtractorBase):
+class TorchScriptInceptionExtractor(SingleLayerExtractor):
     """2048-d pool features of a TorchScript FID Inception that takes 299×299 RGB in [-1, 127/128],
     resized from uint8 exactly as torch-fidelity's Inception does (TF1-compatible bilinear)."""
 
@@ -129,22 +114,6 @@ class TorchScriptInceptionExtractor(FeatureExtractorBase):
     def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
         super().__init__(name, features_list)
         self.net = torch.jit.load(feature_extractor_weights_path, map_location="cpu").eval()
-
-    @staticmethod
-    def get_provided_features_list():
-        return (TorchScriptInceptionExtractor.LAYER,)
-
-    @staticmethod
-    def get_default_feature_layer_for_metric(metric):
-        return TorchScriptInceptionExtractor.LAYER
-
-    @staticmethod
-    def can_be_compiled():
-        return False
-
-    @staticmethod
-    def get_dummy_input_for_compile():
-        return torch.zeros(1, 3, 299, 299, dtype=torch.uint8)
 
     def forward(self, x):
         x = interpolate_bilinear_2d_like_tensorflow1x(x.float(), size=(299, 299), align_corners=False)

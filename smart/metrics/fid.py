@@ -59,6 +59,30 @@ if ToyRBFExtractor.NAME not in FEATURE_EXTRACTORS_REGISTRY:
     register_feature_extractor(ToyRBFExtractor.NAME, ToyRBFExtractor)
 
 
+class SingleLayerExtractor(FeatureExtractorBase):
+    """torch-fidelity's extractor interface for a net with one feature layer, `LAYER`; subclasses
+    load their weights from `feature_extractor_weights_path` and implement `forward`."""
+
+    LAYER = "features"
+    DUMMY_INPUT_SHAPE = (1, 3, 299, 299)
+
+    @classmethod
+    def get_provided_features_list(cls):
+        return (cls.LAYER,)
+
+    @classmethod
+    def get_default_feature_layer_for_metric(cls, metric):
+        return cls.LAYER
+
+    @staticmethod
+    def can_be_compiled():
+        return False
+
+    @classmethod
+    def get_dummy_input_for_compile(cls):
+        return torch.zeros(cls.DUMMY_INPUT_SHAPE, dtype=torch.uint8)
+
+
 class SampleDataset(Dataset):
     """Tensor samples for torch-fidelity, materialised on first access (so a cache hit costs nothing)."""
 
