@@ -1,0 +1,69 @@
+"""A 4-trial study end to end on the session's real Ray, with real Optuna, ASHA and MLflow (sqlite):
+summary.json, the MLflow parent/child structure, params and metric histories."""
+import json
+import os
+
+from mlflow.tracking import MlflowClient
+
+from smart.config import RunConfig
+from study_files import write_study
+from tuning.run_study import main
+
+
+def _runs(uri, name):
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(name)
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children
+
+
+def test_study_end_to_end(ray_session, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    study = write_study(tmp_path / "s.yaml", {("config", "eval", "cache_dir"): str(cache)})
+    storage = tmp_path / "store"
+    assert main([study, "--storage", str(storage)]) == 0
+    out = capsys.readouterr().out
+    uri = f"sqlite:///{storage}/mlflow.db"
+    assert f"mlflow ui --backend-store-uri {uri}" in out and "best: trial" in out
+    assert os.listdir(cache)  # reference statistics prepared once, up front, in the pinned dir
+
+    summary = json.loads((storage / "tiny" / "summary.json").read_text())
+    trials = summary["trials"]
+    assert summary["num_samples"] == 4 and len(trials) == 4
+    assert all(t["status"] in ("finished", "stopped early") for t in trials)
+    assert any(t["status"] == "finished" for t in trials)
+    fids = [t["metrics"]["fid"] for t in trials]
+    assert fids == sorted(fids) and summary["best"]["metrics"]["fid"] == fids[0]
+    assert summary["best"]["trial_id"] == trials[0]["trial_id"]
+    assert RunConfig.from_dict(summary["best"]["config"]).regularizer.weight == trials[0]["config"]["regularizer.weight"]
+    baseline = [t for t in trials if t["config"]["regularizer.weight"] == 0.0]
+    assert len(baseline) == 1 and baseline[0]["number"] == 1  # λ=0 evaluated first
+    for t in trials:
+        c = t["config"]
+        assert c["regularizer.t_min"] + 5 <= c["regularizer.t_max"] <= 200
+        assert t["metrics"]["kimg"] >= 8 if t["status"] == "stopped early" else t["metrics"]["kimg"] >= 16
+
+    client, parents, children = _runs(uri, "tiny")
+    assert len(parents) == 1 and len(children) == 4
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.data.tags["best_trial"] == summary["best"]["trial_id"]
+    assert parent.data.metrics["fid"] == summary["best"]["metrics"]["fid"]
+    assert parent.data.params["regularizer.weight"] == str(summary["best"]["params"]["regularizer.weight"])
+    assert [a.path for a in client.list_artifacts(parent.info.run_id)] == ["summary.json"]
+    by_trial = {t["trial_id"]: t for t in trials}
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        trial = by_trial[child.data.tags["trial_id"]]
+        params = child.data.params
+        assert set(params) == set(RunConfig().flat())  # the full flattened run config
+        for key, value in trial["config"].items():
+            assert params[key] == str(value)
+        assert params["eval.cache_dir"] == str(cache)
+        history = client.get_metric_history(child.info.run_id, "fid")
+        steps = [m.step for m in history]
+        assert steps == sorted(steps) and steps[0] == 4 and len(set(steps)) == len(steps)
+        assert steps[-1] == round(trial["metrics"]["kimg"])
+        assert history[-1].value == trial["metrics"]["fid"]
+        assert child.data.tags["stopped_early"] == str(trial["status"] == "stopped early").lower()

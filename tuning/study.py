@@ -1,0 +1,353 @@
+"""The study file: one pydantic model validates all of it (base run config, objective, search space,
+sampler, budget, scheduler, resources, MLflow, profiles) before anything starts.
+
+Every problem becomes a ``ConfigError(key, why)`` naming the dotted key, e.g.
+``search.regularizer.weight.low: must be > 0``.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from smart.config import ConfigError, RunConfig, config_keys, load_yaml, set_dotted
+
+Scalar = Union[bool, int, float, str]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# ---- search-space entries (keyed by the dotted config key they set) ----------------------------
+class _Entry(_Strict):
+    def keys(self, key: str) -> list[str]:
+        """The config keys this entry sets."""
+        return [key]
+
+    def check(self, key: str) -> None:
+        """Checks beyond field types (ranges not empty, ...)."""
+
+
+class _Bounded(_Entry):
+    grid: list[float] | None = Field(None, min_length=1, description="values for sampler.kind: grid")
+
+    def check(self, key: str) -> None:
+        if not self.low < self.high:
+            raise ConfigError(f"search.{key}", f"empty range: low ({self.low}) must be < high ({self.high})")
+
+    def extremes(self, key: str) -> list[dict]:
+        """Assignments that must all make valid run configs."""
+        return [{key: v} for v in (self.low, self.high, *(self.grid or []))]
+
+    def grid_values(self, key: str) -> list:
+        if self.grid is None:
+            raise ConfigError(f"search.{key}.grid", "required when sampler.kind is grid")
+        return [{key: v} for v in self.grid]
+
+
+class LogUniform(_Bounded):
+    type: Literal["loguniform"]
+    low: float = Field(gt=0)
+    high: float
+
+    def suggest(self, trial, key):
+        return {key: trial.suggest_float(key, self.low, self.high, log=True)}
+
+
+class Uniform(_Bounded):
+    type: Literal["uniform"]
+    low: float
+    high: float
+
+    def suggest(self, trial, key):
+        return {key: trial.suggest_float(key, self.low, self.high)}
+
+
+class IntRange(_Bounded):
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+    grid: list[int] | None = Field(None, min_length=1)
+
+    def suggest(self, trial, key):
+        return {key: trial.suggest_int(key, self.low, self.high, log=self.log)}
+
+
+class Choice(_Entry):
+    type: Literal["choice"]
+    values: list[Scalar] = Field(min_length=1)
+    grid: list[Scalar] | None = Field(None, min_length=1, description="grid subset; default all values")
+
+    def check(self, key: str) -> None:
+        if len(set(map(repr, self.values))) != len(self.values):
+            raise ConfigError(f"search.{key}.values", "repeated value")
+
+    def extremes(self, key: str) -> list[dict]:
+        return [{key: v} for v in (*self.values, *(self.grid or []))]
+
+    def grid_values(self, key: str) -> list:
+        return [{key: v} for v in self.grid or self.values]
+
+    def suggest(self, trial, key):
+        return {key: trial.suggest_categorical(key, self.values)}
+
+
+class Fixed(_Entry):
+    type: Literal["fixed"]
+    value: Any
+
+    def extremes(self, key: str) -> list[dict]:
+        return [{key: self.value}]
+
+    def grid_values(self, key: str) -> list:
+        return [{key: self.value}]
+
+    def suggest(self, trial, key):
+        return {key: self.value}
+
+
+class TimestepRange(_Entry):
+    """A pair key < upper drawn define-by-run: key ∈ [low, high − min_width], then
+    upper ∈ [key + min_width, high], so every suggestion satisfies the constraint."""
+
+    type: Literal["range"]
+    upper: str = Field(description="the dotted key of the range's upper end, e.g. regularizer.t_max")
+    low: int = Field(ge=0)
+    high: int
+    min_width: int = Field(1, ge=1)
+    grid: list[Annotated[list[int], Field(min_length=2, max_length=2)]] | None = Field(None, min_length=1)
+
+    def keys(self, key: str) -> list[str]:
+        return [key, self.upper]
+
+    def check(self, key: str) -> None:
+        if self.low + self.min_width > self.high:
+            raise ConfigError(f"search.{key}", f"empty range: low ({self.low}) + min_width ({self.min_width}) "
+                                               f"must be <= high ({self.high})")
+        for lo, hi in self.grid or []:
+            if not (self.low <= lo and lo + self.min_width <= hi <= self.high):
+                raise ConfigError(f"search.{key}.grid", f"[{lo}, {hi}] is outside [{self.low}, {self.high}] "
+                                                        f"or narrower than min_width {self.min_width}")
+
+    def extremes(self, key: str) -> list[dict]:
+        ends = [(self.low, self.low + self.min_width), (self.high - self.min_width, self.high)]
+        return [{key: lo, self.upper: hi} for lo, hi in ends + [tuple(p) for p in self.grid or []]]
+
+    def grid_values(self, key: str) -> list:
+        if self.grid is None:
+            raise ConfigError(f"search.{key}.grid", "required when sampler.kind is grid")
+        return [{key: lo, self.upper: hi} for lo, hi in self.grid]
+
+    def suggest(self, trial, key):
+        lo = trial.suggest_int(key, self.low, self.high - self.min_width)
+        return {key: lo, self.upper: trial.suggest_int(self.upper, lo + self.min_width, self.high)}
+
+
+SearchEntry = Annotated[Union[LogUniform, Uniform, IntRange, Choice, Fixed, TimestepRange],
+                        Field(discriminator="type")]
+_ENTRY_TAGS = ("loguniform", "uniform", "int", "choice", "fixed", "range")
+
+
+# ---- the other sections -------------------------------------------------------------------------
+class Objective(_Strict):
+    metric: str = "fid"
+    mode: Literal["min", "max"] = "min"
+
+
+class Sampler(_Strict):
+    kind: Literal["tpe", "random", "grid"] = "tpe"
+    seed: int = Field(0, ge=0, description="the study seed: sampler and per-trial training seeds")
+    n_startup_trials: int = Field(10, ge=0, description="TPE: random trials before modelling")
+    points_to_evaluate: list[dict[str, Any]] = Field(
+        [], description="evaluated first, in order (e.g. the λ=0 baseline); keys not given are searched")
+
+
+class Budget(_Strict):
+    num_samples: int | None = Field(None, ge=1, description="trials; grid: defaults to the grid size")
+    max_concurrent: int = Field(2, ge=1)
+    max_failures: int = Field(0, ge=0, description="retries of a failed trial from its last checkpoint")
+
+
+class Scheduler(_Strict):
+    kind: Literal["asha", "none"] = "asha"
+    time_attr: Literal["kimg", "training_iteration", "time_total_s"] = "kimg"
+    grace_period: float = Field(32.0, gt=0)
+    reduction_factor: float = Field(2.0, gt=1)
+    max_t: float | None = Field(None, gt=0, description="default: the base config's training.kimg")
+
+
+class Resources(_Strict):
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)
+
+
+class MLflow(_Strict):
+    enabled: bool = True
+    tracking_uri: str | None = Field(None, description="default sqlite:///<storage>/mlflow.db")
+
+
+class StudySpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    description: str = ""
+    config: dict[str, Any]
+    objective: Objective = Objective()
+    search: dict[str, SearchEntry] = Field(min_length=1)
+    sampler: Sampler = Sampler()
+    budget: Budget = Budget()
+    scheduler: Scheduler = Scheduler()
+    resources: Resources = Resources()
+    mlflow: MLflow = MLflow()
+    profiles: dict[str, dict[str, Any]] = {}
+
+
+_STUDY_SECTIONS = set(StudySpec.model_fields)
+
+
+class Study:
+    """A validated study: the spec, its base RunConfig and the list of points evaluated first."""
+
+    def __init__(self, spec: StudySpec, base: RunConfig, points: list[dict]):
+        self.spec = spec
+        self.base = base
+        self.points = points  # grid: every grid point; otherwise sampler.points_to_evaluate
+
+    @property
+    def num_samples(self) -> int:
+        return self.spec.budget.num_samples or len(self.points)
+
+    @property
+    def max_t(self) -> float:
+        return self.spec.scheduler.max_t or self.base.training.kimg
+
+    def search_keys(self) -> list[str]:
+        return [k for key, e in self.spec.search.items() for k in e.keys(key)]
+
+    def to_dict(self) -> dict:
+        out = self.spec.model_dump(mode="json", exclude={"profiles"})
+        out["config"] = self.base.to_dict()
+        out["budget"]["num_samples"] = self.num_samples
+        return out
+
+
+# ---- loading ------------------------------------------------------------------------------------
+def apply_override(doc: dict, key: str, value: Any) -> None:
+    """A dotted override of a study: `budget.num_samples`, `search.regularizer.weight.high`, or a run
+    config key (`training.kimg`, same as `config.training.kimg`)."""
+    head = key.split(".", 1)[0]
+    if head == "search" and "." in key:
+        rest = key.split(".", 1)[1]
+        search = doc.setdefault("search", {})
+        entry = max((k for k in search if rest == k or rest.startswith(k + ".")), key=len, default=None)
+        if entry is None or rest == entry:
+            raise ConfigError(key, "name a field of a search entry, e.g. search.regularizer.weight.high")
+        if not isinstance(search[entry], dict):
+            raise ConfigError(f"search.{entry}", "must be a mapping")
+        set_dotted(search[entry], rest[len(entry) + 1:], value)
+    elif head in _STUDY_SECTIONS:
+        set_dotted(doc, key, value)
+    else:
+        set_dotted(doc.setdefault("config", {}), key, value)
+
+
+def _validation_error(exc: ValidationError) -> ConfigError:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    if len(loc) > 2 and loc[0] == "search" and loc[2] in _ENTRY_TAGS:
+        del loc[2]  # the union's tag, not a user-visible key
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "required"
+    elif not isinstance(err.get("input"), (dict, list)):
+        msg = f"{msg} (got {err['input']!r})"
+    return ConfigError(".".join(loc) or "study", msg)
+
+
+def _validate_values(base: RunConfig, where: str, overrides: dict) -> None:
+    """The bound values must make a valid run config (types, bounds, cross-field checks)."""
+    try:
+        base.with_overrides(overrides)
+    except ConfigError as exc:
+        shown = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+        raise ConfigError(where, f"{shown} is not a valid run config: {exc}") from None
+
+
+def _check_search(spec: StudySpec, base: RunConfig) -> list[dict]:
+    valid = config_keys()
+    seen: set[str] = set()
+    for key, entry in spec.search.items():
+        for k in entry.keys(key):
+            if k not in valid:
+                raise ConfigError(f"search.{key}", f"{k!r} is not a run config key")
+            if k in seen:
+                raise ConfigError(f"search.{key}", f"{k!r} is searched twice")
+            seen.add(k)
+        entry.check(key)
+        for overrides in entry.extremes(key):
+            _validate_values(base, f"search.{key}", overrides)
+
+    for i, point in enumerate(spec.sampler.points_to_evaluate):
+        where = f"sampler.points_to_evaluate.{i}"
+        for key, entry in spec.search.items():
+            given = [k for k in entry.keys(key) if k in point]
+            if given and len(given) != len(entry.keys(key)):
+                raise ConfigError(where, f"give both {' and '.join(entry.keys(key))} or neither")
+        for k in point:
+            if k not in seen:
+                raise ConfigError(f"{where}.{k}", "not a key of the search space")
+        _validate_values(base, where, point)
+
+    points = [dict(p) for p in spec.sampler.points_to_evaluate]
+    if spec.sampler.kind == "grid":
+        axes = [entry.grid_values(key) for key, entry in spec.search.items()]
+        for combo in itertools.product(*axes):
+            point = {k: v for part in combo for k, v in part.items()}
+            _validate_values(base, "search", point)
+            points.append(point)
+        if spec.budget.num_samples not in (None, len(points)):
+            raise ConfigError("budget.num_samples", f"a grid study runs exactly its {len(points)} points; "
+                                                    f"leave num_samples out or set it to {len(points)}")
+    elif spec.budget.num_samples is None:
+        raise ConfigError("budget.num_samples", "required (unless sampler.kind is grid)")
+    elif spec.budget.num_samples < len(points):
+        raise ConfigError("budget.num_samples", f"smaller than the {len(points)} points to evaluate")
+    return points
+
+
+def load_study(path: str, profile: str | None = None, sets: list[tuple[str, Any]] = ()) -> Study:
+    """Read and validate a study file, applying a named profile and then `--set` overrides."""
+    doc = load_yaml(path)
+    if not isinstance(doc, dict):
+        raise ConfigError(path, f"must hold a mapping with `name` and `config`, got {type(doc).__name__}")
+    profiles = doc.get("profiles") or {}
+    if profile is not None:
+        if not isinstance(profiles, dict) or profile not in profiles:
+            have = ", ".join(profiles) if isinstance(profiles, dict) and profiles else "none"
+            raise ConfigError("--profile", f"unknown profile {profile!r} (this study has: {have})")
+        if not isinstance(profiles[profile], dict):
+            raise ConfigError(f"profiles.{profile}", "must be a mapping of dotted keys to values")
+        sets = [*profiles[profile].items(), *sets]
+    for key, value in sets:
+        if key.split(".", 1)[0] == "profiles":
+            raise ConfigError(key, "profiles cannot be overridden")
+        apply_override(doc, key, value)
+    try:
+        spec = StudySpec.model_validate(doc)
+    except ValidationError as exc:
+        raise _validation_error(exc) from None
+    try:
+        base = RunConfig.from_dict(spec.config)
+    except ConfigError as exc:
+        raise ConfigError(f"config.{exc.key}", exc.why) from None
+    for name, overrides in spec.profiles.items():
+        for key in overrides:
+            if key.split(".", 1)[0] not in _STUDY_SECTIONS and key not in config_keys():
+                raise ConfigError(f"profiles.{name}.{key}", "not a study or run config key")
+    sched = spec.scheduler
+    if sched.kind == "asha" and sched.time_attr == "kimg" and sched.grace_period > (sched.max_t or base.training.kimg):
+        raise ConfigError("scheduler.grace_period", f"must be <= max_t ({sched.max_t or base.training.kimg:g} kimg)")
+    return Study(spec, base, _check_search(spec, base))
