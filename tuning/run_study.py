@@ -63,6 +63,7 @@ class Plan:
         self.exp_dir = os.path.join(self.storage, study.spec.name)
         self.resume = args.resume
         self.address = args.address
+        self.profile = args.profile
         mlflow = study.spec.mlflow
         self.tracking_uri = (resolve_tracking_uri(args.mlflow_uri, mlflow.tracking_uri, self.storage)
                              if mlflow.enabled else None)
@@ -111,9 +112,11 @@ def _trial_base(plan: Plan) -> dict:
         return plan.stored["trial_base"]
     from smart.metrics.fid import default_cache_dir
 
+    from smart.assets import absolute_paths
+
     base = plan.study.base.to_dict()
     base["eval"]["cache_dir"] = os.path.abspath(base["eval"]["cache_dir"] or default_cache_dir())
-    return base
+    return absolute_paths(base)  # data, score model and extractor weights as the driver sees them
 
 
 def _tuner(plan: Plan, base: dict):
@@ -168,7 +171,13 @@ def _run(plan: Plan) -> int:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     study, spec = plan.study, plan.study.spec
     base = _trial_base(plan)
-    prepare_assets(RunConfig.from_dict(base))  # shared assets once, before any trial
+    try:
+        prepare_assets(RunConfig.from_dict(base))  # shared assets once, before any trial
+    except ConfigError as exc:  # missing data, score model or extractor weights
+        profiles = [p for p in plan.study.spec.profiles if p != plan.profile]
+        hint = f"; or run this study's {' / '.join(f'--profile {p}' for p in profiles)}" if profiles else ""
+        print(f"error: {exc}{hint}", file=sys.stderr)
+        return 2
 
     started_ray = not ray.is_initialized()
     context = init_ray(plan.address) if started_ray else ray.get_runtime_context()

@@ -50,7 +50,7 @@ def load_unet_and_scheduler(path: str):
     else:
         raise missing_model_error(path)
     try:
-        unet = diffusers.UNet2DModel.from_pretrained(path, subfolder=unet_sub)
+        unet = diffusers.UNet2DModel.from_pretrained(path, subfolder=unet_sub, low_cpu_mem_usage=False)
         sched_config = diffusers.DDPMScheduler.load_config(path, subfolder=sched_sub)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
