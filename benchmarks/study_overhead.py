@@ -69,7 +69,7 @@ def bare(base: dict, configs: list[dict], concurrency: int) -> float:
         return time.perf_counter() - t0
 
 
-def study_file(path: str, base: dict, configs: list[dict], concurrency: int) -> None:
+def study_file(path: str, base: dict, configs: list[dict], concurrency: int, resources: dict | None = None) -> None:
     keys = {"regularizer.weight": {"type": "uniform", "low": 0.0, "high": 1.0},
             "regularizer.interval": {"type": "choice", "values": [1, 8]},
             "regularizer.t_min": {"type": "range", "upper": "regularizer.t_max", "low": 0, "high": 200}}
@@ -77,7 +77,7 @@ def study_file(path: str, base: dict, configs: list[dict], concurrency: int) -> 
            "sampler": {"kind": "random", "points_to_evaluate": [{k: v for k, v in c.items() if k != "seed"}
                                                                 for c in configs]},
            "budget": {"num_samples": len(configs), "max_concurrent": concurrency},
-           "scheduler": {"kind": "none"}, "resources": {"cpu": 1}}
+           "scheduler": {"kind": "none"}, "resources": resources or {"cpu": 1}}
     with open(path, "w") as fh:
         yaml.safe_dump(doc, fh, sort_keys=False)
 

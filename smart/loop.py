@@ -1,8 +1,15 @@
 """The training loop: D and G phases with lazy intervals, EMA of G, evals with callbacks, and a
-state_dict that resumes bit-for-bit (nets, optimizers, EMA, RNG, progress)."""
+state_dict that resumes bit-for-bit (nets, optimizers, EMA, RNG, progress).
+
+Data-parallel runs (`distributed=True`, torch.distributed already initialised, e.g. by Ray Train):
+`training.batch_size` stays the global batch, each rank draws batch_size / world samples from its
+own random stream, gradients are averaged with one all_reduce per optimizer step (DDP's wrapper
+cannot do R1's double backward), and only rank 0 evaluates. With one process nothing changes."""
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
 import json
 import math
 import os
@@ -10,6 +17,7 @@ import time
 from typing import Callable, Sequence
 
 import torch
+import torch.distributed as dist
 
 from smart.config import RunConfig, flatten
 from smart.data import build_dataset
@@ -17,13 +25,31 @@ from smart.losses import AdversarialLoss, ScoreMatchingRegularity
 from smart.metrics import compute_metrics
 from smart.nets import build_networks
 from smart.score import build_score_model
+from smart.timing import BranchClock
 
 Callback = Callable[["Trainer", dict], None]
 _EVAL_SEED_OFFSET = 1_000_003  # eval samples use their own stream, never the training one
+_RANK_SEED_OFFSET = 7_919_017  # rank r > 0 of a distributed run trains on its own stream
+CHECKPOINT_FORMAT = 2  # bump when the state_dict layout changes
 
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite."""
+
+
+@functools.lru_cache(maxsize=None)
+def code_version() -> str:
+    """Hash of the smart/ sources: a checkpoint only resumes under the code that wrote it."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    digest = hashlib.sha256()
+    for folder, dirs, files in sorted(os.walk(root)):
+        dirs.sort()
+        for name in sorted(f for f in files if f.endswith(".py")):
+            path = os.path.join(folder, name)
+            digest.update(os.path.relpath(path, root).encode() + b"\0")
+            with open(path, "rb") as fh:
+                digest.update(fh.read())
+    return digest.hexdigest()[:16]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -40,9 +66,13 @@ def _adam(params, lr, beta1, beta2, ratio=1.0):
 
 
 class Trainer:
-    def __init__(self, cfg: RunConfig, callbacks: Sequence[Callback] = ()):
+    def __init__(self, cfg: RunConfig, callbacks: Sequence[Callback] = (), *, distributed: bool = False):
         self.cfg = cfg
         self.callbacks = list(callbacks)
+        self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+        if cfg.training.batch_size % self.world:
+            raise ValueError(f"training.batch_size: {cfg.training.batch_size} is not divisible by the "
+                             f"{self.world} workers (it is the global batch)")
         self.device = resolve_device(cfg.device)
         self.dataset = build_dataset(cfg)
         with torch.random.fork_rng(devices=[]):
@@ -59,7 +89,7 @@ class Trainer:
         self.opt_g = _adam(self.G.parameters(), o.g_lr, o.beta1, o.beta2, g_ratio)
         self.opt_d = _adam(self.D.parameters(), o.d_lr, o.beta1, o.beta2)
 
-        self.rng = torch.Generator().manual_seed(cfg.seed)  # all training randomness
+        self.rng = torch.Generator().manual_seed(cfg.seed + self.rank * _RANK_SEED_OFFSET)  # all training randomness
         self.cur_nimg = 0
         self.g_steps = 0
         self.d_steps = 0
@@ -68,6 +98,8 @@ class Trainer:
         self._sums: dict[str, float] = {}
         self._counts: dict[str, int] = {}
         self._train_seconds = 0.0
+        self._g_seconds = 0.0
+        self._smart_clock = BranchClock()
 
     # ---- properties ---------------------------------------------------------------------------
     @property
@@ -113,7 +145,7 @@ class Trainer:
     # ---- one iteration ------------------------------------------------------------------------
     def _log(self, name: str, value: torch.Tensor) -> None:
         v = float(value.detach())
-        if not math.isfinite(v):
+        if not math.isfinite(v) and self.world == 1:  # distributed: _average_gradients, on every rank
             raise TrainingDiverged(f"{name} became {v} at kimg {self.kimg:.1f}")
         self._sums[name] = self._sums.get(name, 0.0) + v
         self._counts[name] = self._counts.get(name, 0) + 1
@@ -121,7 +153,22 @@ class Trainer:
     def _step(self, opt, loss):
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.world > 1:
+            self._average_gradients(opt, loss)
         opt.step()
+
+    def _average_gradients(self, opt, loss) -> None:
+        """One all_reduce of all gradients plus the loss, so that every rank sees a divergence at once."""
+        params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        flat = torch.cat([p.grad.flatten() for p in params] + [loss.detach().reshape(1)])
+        dist.all_reduce(flat)
+        flat /= self.world
+        if not torch.isfinite(flat[-1]):
+            raise TrainingDiverged(f"loss became {float(flat[-1])} at kimg {self.kimg:.1f}")
+        offset = 0
+        for p in params:
+            p.grad.copy_(flat[offset:offset + p.numel()].view_as(p.grad))
+            offset += p.numel()
 
     def _d_phase(self, batch: int) -> None:
         real, real_labels = self.dataset.batch(batch, self.rng)
@@ -151,17 +198,24 @@ class Trainer:
             loss = loss + self.cfg.generator.aux_weight * aux
         if self.smart.active(self.g_steps, self.kimg):
             if self.cfg.regularizer.phase == "joint":
-                term, value = self.smart(fake, labels, generator=self.rng)
+                term, value = self._timed_smart(fake, labels, generator=self.rng)
                 loss = loss + term
             else:  # StyleGAN2's lazy recipe: own backward and optimizer step
                 self._step(self.opt_g, loss)
                 z, labels = self._inputs(batch, self.rng)
-                term, value = self.smart(self.G(z, labels), labels, generator=self.rng)
+                term, value = self._timed_smart(self.G(z, labels), labels, generator=self.rng)
                 loss = term
             self._log("loss_smart", value)
         self._step(self.opt_g, loss)
         self.D.requires_grad_(True)
         self.g_steps += 1
+
+    def _timed_smart(self, x, *args, **kwargs):
+        """The SMaRt term, its forward and backward time counted for `smart_share`."""
+        t0 = time.perf_counter()
+        term, value = self.smart(self._smart_clock.enter(x), *args, **kwargs)
+        self._smart_clock.add(time.perf_counter() - t0)
+        return self._smart_clock.exit(term), value
 
     @torch.no_grad()
     def _update_ema(self, batch: int) -> None:
@@ -177,14 +231,17 @@ class Trainer:
         """Train to `training.kimg` (or stop early at `until_kimg`), evaluating on schedule.
         Returns the last eval's metrics."""
         stop_nimg = self.total_nimg if until_kimg is None else min(self.total_nimg, int(until_kimg * 1000))
-        batch = self.cfg.training.batch_size
+        batch = self.cfg.training.batch_size  # global; this rank draws batch // world
+        local = batch // self.world
         metrics: dict[str, float] = {}
         self.G.train()
         self.D.train()
         tick = time.perf_counter()
         while self.cur_nimg < stop_nimg:
-            self._d_phase(batch)
-            self._g_phase(batch)
+            self._d_phase(local)
+            t_g = time.perf_counter()
+            self._g_phase(local)
+            self._g_seconds += time.perf_counter() - t_g
             self._update_ema(batch)
             self.cur_nimg += batch
             if self.cur_nimg >= self._next_eval_nimg():
@@ -196,21 +253,26 @@ class Trainer:
         return metrics
 
     def evaluate(self) -> dict[str, float]:
-        """Metrics on the EMA generator plus training statistics since the last eval."""
+        """Metrics on the EMA generator plus training statistics since the last eval (rank 0's
+        shard); ranks > 0 of a distributed run only get {"kimg"}."""
         t0 = time.perf_counter()
-        samples = self.generate(self.eval_samples())
         metrics = {"kimg": round(self.kimg, 3)}
-        metrics.update(compute_metrics(self.cfg.eval.metrics, self, samples))
-        losses = ("loss_d", "loss_r1", "loss_g", "loss_smart")
-        if hasattr(self.G, "aux_loss"):
-            losses += ("loss_aux",)
-        for name in losses:
-            count = self._counts.get(name, 0)
-            metrics[name] = self._sums.get(name, 0.0) / count if count else math.nan
-        kimg_done = (self.cur_nimg - self._last_eval_nimg) / 1000
-        metrics["kimg_per_s"] = kimg_done / self._train_seconds if self._train_seconds > 0 else math.nan
-        metrics["sec_per_eval"] = time.perf_counter() - t0
-        self._sums, self._counts, self._train_seconds = {}, {}, 0.0
+        if self.rank == 0:
+            samples = self.generate(self.eval_samples())
+            metrics.update(compute_metrics(self.cfg.eval.metrics, self, samples))
+            losses = ("loss_d", "loss_r1", "loss_g", "loss_smart")
+            if hasattr(self.G, "aux_loss"):
+                losses += ("loss_aux",)
+            for name in losses:
+                count = self._counts.get(name, 0)
+                metrics[name] = self._sums.get(name, 0.0) / count if count else math.nan
+            kimg_done = (self.cur_nimg - self._last_eval_nimg) / 1000
+            metrics["kimg_per_s"] = kimg_done / self._train_seconds if self._train_seconds > 0 else math.nan
+            metrics["smart_share"] = (self._smart_clock.seconds / self._g_seconds if self._g_seconds > 0
+                                      else math.nan)
+            metrics["sec_per_eval"] = time.perf_counter() - t0
+        self._sums, self._counts, self._train_seconds, self._g_seconds = {}, {}, 0.0, 0.0
+        self._smart_clock = BranchClock()
         self.evals += 1
         self._last_eval_nimg = self.cur_nimg
         return metrics
@@ -222,17 +284,32 @@ class Trainer:
 
     # ---- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """In a distributed run every rank must call this (it gathers the ranks' random streams)."""
+        rng = self.rng.get_state()
+        if self.world > 1:
+            ranks = [torch.empty_like(rng) for _ in range(self.world)]
+            dist.all_gather(ranks, rng)
+            rng = torch.stack(ranks)
         return {
+            "format": CHECKPOINT_FORMAT, "code": code_version(), "world": self.world,
             "config": json.dumps(self.cfg.to_dict(), sort_keys=True),
             "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-            "rng": self.rng.get_state(),
+            "rng": rng,
             "progress": {"cur_nimg": self.cur_nimg, "g_steps": self.g_steps, "d_steps": self.d_steps,
                          "evals": self.evals, "last_eval_nimg": self._last_eval_nimg},
             "stats": {"sums": dict(self._sums), "counts": dict(self._counts)},
         }
 
     def load_state_dict(self, state: dict) -> None:
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"checkpoint has format {state.get('format', 1)}; this code reads format "
+                             f"{CHECKPOINT_FORMAT} (it was written by another version of smart)")
+        if state["code"] != code_version():
+            raise ValueError(f"checkpoint was written by smart code version {state['code']}, this is "
+                             f"{code_version()}; resume with the code that started the run")
+        if state["world"] != self.world:
+            raise ValueError(f"checkpoint was written by {state['world']} workers, this run has {self.world}")
         mine = self.cfg.to_dict()
         theirs = json.loads(state["config"])
         for d in (mine, theirs):  # the run's length may be extended on resume; nothing else
@@ -245,7 +322,7 @@ class Trainer:
         self.G_ema.load_state_dict(state["G_ema"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        self.rng.set_state(state["rng"])
+        self.rng.set_state(state["rng"][self.rank].clone() if self.world > 1 else state["rng"])
         p = state["progress"]
         self.cur_nimg, self.g_steps, self.d_steps, self.evals = (
             p["cur_nimg"], p["g_steps"], p["d_steps"], p["evals"])
@@ -253,10 +330,13 @@ class Trainer:
         self._sums, self._counts = dict(state["stats"]["sums"]), dict(state["stats"]["counts"])
 
     def save(self, path: str) -> None:
-        """Atomic checkpoint: write a temp file, then rename over `path`."""
-        tmp = f"{path}.tmp{os.getpid()}"
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        """Atomic checkpoint: write a temp file, then rename over `path` (rank 0 writes; every
+        rank of a distributed run must call it)."""
+        state = self.state_dict()
+        if self.rank == 0:
+            tmp = f"{path}.tmp{os.getpid()}"
+            torch.save(state, tmp)
+            os.replace(tmp, path)
 
     def load(self, path: str) -> None:
         self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))

@@ -1,43 +1,18 @@
 """The study against a real `mlflow server` on 127.0.0.1 (HTTP tracking, proxied artifacts)."""
 import json
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 from mlflow.tracking import MlflowClient
 
+from servers import mlflow_server as start_mlflow_server
 from study_files import write_study
 from tuning.run_study import main
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(tmp_path):
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination", str(tmp_path / "art")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=2)
-            break
-        except OSError:
-            assert proc.poll() is None and time.time() < deadline, "mlflow server did not come up"
-            time.sleep(0.5)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    with start_mlflow_server(f"sqlite:///{tmp_path}/server.db", str(tmp_path / "art")) as url:
+        yield url
 
 
 def test_study_tracks_to_an_mlflow_server(ray_session, mlflow_server, tmp_path, capsys):

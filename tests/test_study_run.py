@@ -51,7 +51,7 @@ def test_study_end_to_end(ray_session, tmp_path, capsys):
     assert parent.info.status == "FINISHED" and parent.data.tags["best_trial"] == summary["best"]["trial_id"]
     assert parent.data.metrics["fid"] == summary["best"]["metrics"]["fid"]
     assert parent.data.params["regularizer.weight"] == str(summary["best"]["params"]["regularizer.weight"])
-    assert [a.path for a in client.list_artifacts(parent.info.run_id)] == ["summary.json"]
+    assert [a.path for a in client.list_artifacts(parent.info.run_id)] == ["report", "summary.json"]
     by_trial = {t["trial_id"]: t for t in trials}
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id

@@ -1,29 +1,61 @@
 """Starting (or joining) Ray the same way for the CLI, the tests and the benchmarks, and telling the
-user how to reach the dashboard with Ray 2.60's token authentication left on."""
+user how to reach the dashboard with Ray 2.60's token authentication left on.
+
+How workers get the project: a local Ray gets this tree on PYTHONPATH (same machine). Joining a
+cluster (`--address`), the driver ships this tree's `smart/` and `tuning/` packages to every worker
+through the job's runtime_env (`py_modules`; a few hundred kB), so trials run exactly the driver's
+code — which the checkpoint's code version requires. The third-party stack (torch, ray, mlflow,
+...) always comes from the cluster's image. `--code installed` ships nothing and relies on the
+project being installed in that image.
+"""
 from __future__ import annotations
 
 import os
+import sys
 
 import ray
 
+import smart
+import tuning
+
 DASHBOARD_HOST = "127.0.0.1"
 DASHBOARD_PORT = 8265
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def _worker_env() -> dict:
-    """Workers import `tuning`/`smart` from the same tree as the driver (and not from an older
-    installed copy), whatever directory Tune moves them into."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-    return {"env_vars": {"PYTHONPATH": path}}
+def _root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def init_ray(address: str | None = None, *, num_cpus: int | None = None, dashboard: bool = True):
-    """Join `address`, or start a local instance with its dashboard on 127.0.0.1:8265."""
+def worker_env(address: str | None, code: str = "ship") -> dict:
+    """The job's runtime_env (see the module docstring)."""
+    if address is None:  # local: workers import `tuning`/`smart` from this tree, whatever their cwd
+        path = os.pathsep.join(p for p in (_root(), os.environ.get("PYTHONPATH", "")) if p)
+        return {"env_vars": {"PYTHONPATH": path}}
+    if code == "installed":
+        return {}
+    return {"py_modules": [smart, tuning], "excludes": ["__pycache__", "*.pyc"]}
+
+
+def exposure_warning(host: str) -> str | None:
+    if host in _LOOPBACK:
+        return None
+    return (f"warning: the Ray dashboard listens on {host}:{DASHBOARD_PORT}, reachable from the network; "
+            "anyone holding the auth token can submit jobs (arbitrary code) to this cluster")
+
+
+def init_ray(address: str | None = None, *, num_cpus: int | None = None, dashboard: bool = True,
+             dashboard_host: str = DASHBOARD_HOST, dashboard_port: int = DASHBOARD_PORT, code: str = "ship"):
+    """Join `address` (auto, HOST:6379, ray://HOST:10001), or start a new local instance whose
+    dashboard listens on 127.0.0.1 unless `dashboard_host` says otherwise (with a warning)."""
     if address:
-        return ray.init(address=address, runtime_env=_worker_env(), log_to_driver=True)
-    return ray.init(num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host=DASHBOARD_HOST,
-                    dashboard_port=DASHBOARD_PORT, runtime_env=_worker_env())
+        return ray.init(address=address, runtime_env=worker_env(address, code), log_to_driver=True)
+    warning = exposure_warning(dashboard_host) if dashboard else None
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    # address="local": a new instance, never an unrelated Ray that happens to run on this machine
+    return ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host=dashboard_host,
+                    dashboard_port=dashboard_port, runtime_env=worker_env(None))
 
 
 def dashboard_lines(context) -> list[str]:
@@ -33,11 +65,19 @@ def dashboard_lines(context) -> list[str]:
     url = url if url.startswith("http") else f"http://{url}"
     from ray._private.authentication.authentication_utils import is_token_auth_enabled
 
+    watch = [f"  watch:   {url}/#/jobs (trials as actors), {url}/#/metrics (live gauges "
+             "ray_smart_trial_{kimg_per_s,fid,smart_share,kimg} by study and trial_id; the Metrics view",
+             "           needs Prometheus + Grafana, see `ray metrics launch-prometheus`)"]
+    port = (getattr(context, "address_info", None) or {}).get("metrics_export_port")
+    if port:
+        watch.append(f"  scrape:  Prometheus text at http://<node>:{port}/metrics on each node")
     if not is_token_auth_enabled():
-        return [f"dashboard: {url}"]
+        return [f"dashboard: {url}", *watch,
+                "warning: Ray token authentication is off on this cluster (RAY_AUTH_MODE); turn it on"]
     return [
         f"dashboard: {url}  (token authentication is on)",
         "  browser: paste the token printed by `ray get-auth-token` (stored in ~/.ray/auth_token,",
         "           or $RAY_AUTH_TOKEN / $RAY_AUTH_TOKEN_PATH) into the dashboard's login prompt",
         f"  API:     curl -H \"Authorization: Bearer $(ray get-auth-token)\" {url}/api/jobs/",
+        *watch,
     ]

@@ -24,6 +24,13 @@ def stopped_early(last_result: dict, base: dict, config: dict) -> bool:
     return last_result.get("kimg", 0) < RunConfig.from_dict(base, config).training.kimg
 
 
+def trial_status(last_result: dict, base: dict, config: dict) -> str:
+    """`diverged`, `stopped early` or `finished` for a trial that ended without an error."""
+    if last_result.get("diverged"):
+        return "diverged"
+    return "stopped early" if stopped_early(last_result, base, config) else "finished"
+
+
 def _finite(v):
     return v if not isinstance(v, float) or math.isfinite(v) else None
 
@@ -51,11 +58,11 @@ def build_summary(result_grid, study) -> dict:
         elif metric not in last:
             status = "no result"
         else:
-            status = "stopped early" if stopped_early(last, base, r.config) else "finished"
+            status = trial_status(last, base, r.config)
         trials.append({"trial_id": trial_id, "number": number, "status": status,
                        "config": r.config, "metrics": {k: _finite(v) for k, v in trainer_metrics(last).items()},
                        **({"error": str(r.error).strip().splitlines()[-1]} if r.error is not None else {})})
-    scored = [t for t in trials if t["status"] != "error" and t["metrics"].get(metric) is not None]
+    scored = [t for t in trials if t["status"] not in ("error", "diverged") and t["metrics"].get(metric) is not None]
     sign = 1 if mode == "min" else -1
     scored.sort(key=lambda t: sign * t["metrics"][metric])
     rest = sorted((t for t in trials if t not in scored), key=lambda t: t["number"])
@@ -66,13 +73,6 @@ def build_summary(result_grid, study) -> dict:
                 "config": study.base.with_overrides(top["config"]).to_dict(), "metrics": top["metrics"]}
     return {"study": study.spec.name, "metric": metric, "mode": mode, "num_samples": study.num_samples,
             "best": best, "trials": scored + rest}
-
-
-def write_summary(summary: dict, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(summary, fh, indent=2)
-    os.replace(tmp, path)
 
 
 def _cell(v) -> str:
@@ -86,7 +86,7 @@ def format_table(summary: dict, keys: list[str]) -> str:
     metric = summary["metric"]
     header = ["trial", "status", "kimg", metric, *keys]
     rows = [[t["trial_id"], t["status"], t["metrics"].get("kimg"), t["metrics"].get(metric),
-             *(t["config"].get(k) for k in keys)] for t in summary["trials"]]
+             *((t["config"] or {}).get(k) for k in keys)] for t in summary["trials"]]
     cells = [header] + [[_cell(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]

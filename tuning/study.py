@@ -180,13 +180,23 @@ class Scheduler(_Strict):
 
 
 class Resources(_Strict):
-    cpu: float = Field(1.0, gt=0)
-    gpu: float = Field(0.0, ge=0)
+    """What one trial asks Ray for. With `workers: 1` a trial is one process holding `cpu` and `gpu`
+    (gpu 0.25 packs four trials on a GPU). With `workers: N > 1` a trial is a Ray Train
+    TorchTrainer of N DDP processes (gloo on CPU, NCCL on GPU), each holding `cpu` and `gpu`;
+    `training.batch_size` is then the GLOBAL batch, split evenly (batch_size / N per worker), so
+    the same config trains the same schedule whatever N is."""
+
+    cpu: float = Field(1.0, gt=0, description="per trial (workers: 1) or per worker")
+    gpu: float = Field(0.0, ge=0, description="per trial or per worker; fractions < 1 share a GPU")
+    workers: int = Field(1, ge=1, description="DDP processes per trial (Ray Train TorchTrainer)")
 
 
 class MLflow(_Strict):
     enabled: bool = True
     tracking_uri: str | None = Field(None, description="default sqlite:///<storage>/mlflow.db")
+    snapshot_every: int = Field(1, ge=0, description="a sample picture every this many evals "
+                                                     "(and at the end of training); 0: none")
+    report: bool = Field(True, description="write the study report at the end and log it to the parent run")
 
 
 class StudySpec(_Strict):
@@ -200,6 +210,8 @@ class StudySpec(_Strict):
     scheduler: Scheduler = Scheduler()
     resources: Resources = Resources()
     mlflow: MLflow = MLflow()
+    storage: str | None = Field(None, description="a shared directory or a URI (s3://, gs://, file://); "
+                                                  "--storage overrides; default ./runs")
     profiles: dict[str, dict[str, Any]] = {}
 
 
@@ -226,7 +238,7 @@ class Study:
         return [k for key, e in self.spec.search.items() for k in e.keys(key)]
 
     def to_dict(self) -> dict:
-        out = self.spec.model_dump(mode="json", exclude={"profiles"})
+        out = self.spec.model_dump(mode="json", exclude={"profiles", "storage"})  # what, not where
         out["config"] = self.base.to_dict()
         out["budget"]["num_samples"] = self.num_samples
         return out
@@ -350,4 +362,16 @@ def load_study(path: str, profile: str | None = None, sets: list[tuple[str, Any]
     sched = spec.scheduler
     if sched.kind == "asha" and sched.time_attr == "kimg" and sched.grace_period > (sched.max_t or base.training.kimg):
         raise ConfigError("scheduler.grace_period", f"must be <= max_t ({sched.max_t or base.training.kimg:g} kimg)")
+    _check_resources(spec.resources, base)
     return Study(spec, base, _check_search(spec, base))
+
+
+def _check_resources(res: Resources, base: RunConfig) -> None:
+    if res.gpu > 1 and res.gpu != int(res.gpu):
+        raise ConfigError("resources.gpu", f"above 1 it must be a whole number of GPUs (got {res.gpu:g})")
+    if res.workers > 1 and 0 < res.gpu < 1:
+        raise ConfigError("resources.gpu", "the workers of one DDP trial cannot share a GPU (NCCL); "
+                                           "use a whole GPU per worker, or workers: 1")
+    if base.training.batch_size % res.workers:
+        raise ConfigError("resources.workers", f"must divide training.batch_size ({base.training.batch_size}), "
+                                               "which is the global batch")
