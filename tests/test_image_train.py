@@ -12,7 +12,7 @@ from smart.assets import prepare_assets
 from smart.loop import Trainer
 
 IMAGE_KEYS = {"kimg", "fid", "fid_samples", "fid_extractor", "grad_adv", "grad_smart", "loss_d", "loss_r1",
-              "loss_g", "loss_smart", "kimg_per_s", "sec_per_eval"}
+              "loss_g", "loss_smart", "kimg_per_s", "smart_share", "sec_per_eval"}
 TINY_NETS = {"z_dim": 16, "w_dim": 32, "channel_base": 64, "channel_max": 16, "mapping_layers": 1}
 
 

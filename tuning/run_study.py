@@ -187,7 +187,7 @@ def _report(plan: Plan, runs: dict) -> None:
     A failure here costs the report, not the finished study."""
     from tuning.report import INDEX, REPORT_DIR, build
 
-    local = plan.exp.local_path()  # a study on object storage keeps its report in the parent run only
+    local = plan.exp.local_path  # a study on object storage keeps its report in the parent run only
     out = os.path.join(local or tempfile.mkdtemp(prefix="smart-report-"), REPORT_DIR)
     try:
         build(plan.tracking_uri, runs["parent"], out, log_to_parent=True)
