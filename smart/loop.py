@@ -77,7 +77,7 @@ class Trainer:
         self.dataset = build_dataset(cfg)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
-            G, D = build_networks(cfg, self.dataset.shape)
+            G, D = build_networks(cfg, self.dataset.shape, self.dataset.num_classes)
         self.G, self.D = G.to(self.device), D.to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.score_model = build_score_model(cfg, self.dataset).to(self.device)
@@ -118,14 +118,29 @@ class Trainer:
     def _latents(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return torch.randn(n, self.G.z_dim, generator=generator).to(self.device)
 
-    @torch.no_grad()
-    def _generate_no_grad(self, n, generator, net, batch=4096):
-        return torch.cat([net(self._latents(min(batch, n - i), generator)) for i in range(0, n, batch)])
+    def _inputs(self, n: int, generator: torch.Generator):
+        """Latents and (conditional data only) class labels drawn from the data's label distribution."""
+        z = self._latents(n, generator)
+        labels = self.dataset.sample_labels(n, generator)
+        return z, None if labels is None else labels.to(self.device)
 
-    def generate(self, n: int, generator: torch.Generator | None = None, ema: bool = True) -> torch.Tensor:
-        """n samples from G_ema (or the current G), without gradients."""
+    @torch.no_grad()
+    def _generate_no_grad(self, n, generator, net):
+        chunk = 4096 if self.dataset.domain == "toy" else 256
+        xs, cs = [], []
+        for i in range(0, n, chunk):
+            z, labels = self._inputs(min(chunk, n - i), generator)
+            xs.append(net(z, labels))
+            cs.append(labels)
+        return torch.cat(xs), None if cs[0] is None else torch.cat(cs)
+
+    def generate(self, n: int, generator: torch.Generator | None = None, ema: bool = True,
+                 with_labels: bool = False):
+        """n samples from G_ema (or the current G), without gradients; with their class labels
+        (None for unconditional data) when `with_labels`."""
         generator = generator or torch.Generator().manual_seed(self.cfg.seed + _EVAL_SEED_OFFSET)
-        return self._generate_no_grad(n, generator, self.G_ema if ema else self.G)
+        x, labels = self._generate_no_grad(n, generator, self.G_ema if ema else self.G)
+        return (x, labels) if with_labels else x
 
     # ---- one iteration ------------------------------------------------------------------------
     def _log(self, name: str, value: torch.Tensor) -> None:
@@ -156,13 +171,16 @@ class Trainer:
             offset += p.numel()
 
     def _d_phase(self, batch: int) -> None:
-        real = self.dataset.sample(batch, self.rng).to(self.device)
-        fake = self.G(self._latents(batch, self.rng)).detach()
-        loss = self.adv.discriminator(self.D(real), self.D(fake))
+        real, real_labels = self.dataset.batch(batch, self.rng)
+        real = real.to(self.device)
+        real_labels = None if real_labels is None else real_labels.to(self.device)
+        z, labels = self._inputs(batch, self.rng)
+        fake = self.G(z, labels).detach()
+        loss = self.adv.discriminator(self.D(real, real_labels), self.D(fake, labels))
         self._log("loss_d", loss)
         r1_every = self.cfg.optim.r1_interval
         if self.adv.r1_gamma > 0 and self.d_steps % r1_every == 0:
-            r1 = self.adv.r1(self.D, real)
+            r1 = self.adv.r1(self.D, real, real_labels)
             self._log("loss_r1", r1)
             loss = loss + r1 * r1_every
         self._step(self.opt_d, loss)
@@ -170,16 +188,22 @@ class Trainer:
 
     def _g_phase(self, batch: int) -> None:
         self.D.requires_grad_(False)
-        fake = self.G(self._latents(batch, self.rng))
-        loss = self.adv.generator(self.D(fake))
+        z, labels = self._inputs(batch, self.rng)
+        fake = self.G(z, labels)
+        loss = self.adv.generator(self.D(fake, labels))
         self._log("loss_g", loss)
+        aux = getattr(self.G, "aux_loss", None)  # Aurora's MoE load balancing, of this forward
+        if aux is not None:
+            self._log("loss_aux", aux)
+            loss = loss + self.cfg.generator.aux_weight * aux
         if self.smart.active(self.g_steps, self.kimg):
             if self.cfg.regularizer.phase == "joint":
-                term, value = self._timed_smart(fake, generator=self.rng)
+                term, value = self._timed_smart(fake, labels, generator=self.rng)
                 loss = loss + term
             else:  # StyleGAN2's lazy recipe: own backward and optimizer step
                 self._step(self.opt_g, loss)
-                term, value = self._timed_smart(self.G(self._latents(batch, self.rng)), generator=self.rng)
+                z, labels = self._inputs(batch, self.rng)
+                term, value = self._timed_smart(self.G(z, labels), labels, generator=self.rng)
                 loss = term
             self._log("loss_smart", value)
         self._step(self.opt_g, loss)
@@ -234,9 +258,12 @@ class Trainer:
         t0 = time.perf_counter()
         metrics = {"kimg": round(self.kimg, 3)}
         if self.rank == 0:
-            samples = self.generate(self.cfg.eval.num_samples)
+            samples = self.generate(self.eval_samples())
             metrics.update(compute_metrics(self.cfg.eval.metrics, self, samples))
-            for name in ("loss_d", "loss_r1", "loss_g", "loss_smart"):
+            losses = ("loss_d", "loss_r1", "loss_g", "loss_smart")
+            if hasattr(self.G, "aux_loss"):
+                losses += ("loss_aux",)
+            for name in losses:
                 count = self._counts.get(name, 0)
                 metrics[name] = self._sums.get(name, 0.0) / count if count else math.nan
             kimg_done = (self.cur_nimg - self._last_eval_nimg) / 1000
@@ -249,6 +276,11 @@ class Trainer:
         self.evals += 1
         self._last_eval_nimg = self.cur_nimg
         return metrics
+
+    def eval_samples(self) -> int:
+        """Generated samples for this eval: eval.final_num_samples at the end of training, if set."""
+        final = self.cfg.eval.final_num_samples
+        return final if final and self.cur_nimg >= self.total_nimg else self.cfg.eval.num_samples
 
     # ---- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -64,10 +64,14 @@ def _jsonable(metrics: dict) -> dict:
 def main(argv=None) -> int:
     try:
         cfg, out = resolve(sys.argv[1:] if argv is None else argv)
+        from smart.assets import prepare_assets  # heavy imports only after the input is known to be good
+        from smart.loop import Trainer
+
+        prepare_assets(cfg)  # data, score model (pretrained if declared), FID reference statistics
+        trainer = Trainer(cfg)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from smart.loop import Trainer  # heavy imports only after the input is known to be good
 
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "config.yaml"), "w", encoding="utf-8") as fh:
@@ -80,7 +84,7 @@ def main(argv=None) -> int:
         print(_fmt(metrics), flush=True)
 
     with log:
-        trainer = Trainer(cfg, callbacks=[on_eval])
+        trainer.callbacks.append(on_eval)
         print(f"run: {out}  device: {trainer.device}  kimg: {cfg.training.kimg:g}", flush=True)
         final = trainer.train()
     with open(os.path.join(out, "final.json"), "w", encoding="utf-8") as fh:

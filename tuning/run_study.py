@@ -78,6 +78,7 @@ class Plan:
         self.exp = self.storage.sub(study.spec.name)
         self.resume = args.resume
         self.address = args.address
+        self.profile = args.profile
         self.code = args.code
         self.dashboard_host = args.dashboard_host
         mlflow = study.spec.mlflow
@@ -130,11 +131,12 @@ def _trial_base(plan: Plan) -> dict:
     one absolute directory so that the driver prepares exactly what the workers read."""
     if plan.stored is not None:
         return plan.stored["trial_base"]
+    from smart.assets import absolute_paths
     from smart.metrics.fid import default_cache_dir
 
     base = plan.study.base.to_dict()
     base["eval"]["cache_dir"] = os.path.abspath(base["eval"]["cache_dir"] or default_cache_dir())
-    return base
+    return absolute_paths(base)  # data, score model and extractor weights as the driver sees them
 
 
 def _tuner(plan: Plan, base: dict):
@@ -213,7 +215,13 @@ def _run(plan: Plan) -> int:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     study, spec = plan.study, plan.study.spec
     base = _trial_base(plan)
-    prepare_assets(RunConfig.from_dict(base))  # shared assets once, before any trial
+    try:
+        prepare_assets(RunConfig.from_dict(base))  # shared assets once, before any trial
+    except ConfigError as exc:  # missing data, score model or extractor weights
+        profiles = [p for p in plan.study.spec.profiles if p != plan.profile]
+        hint = f"; or run this study's {' / '.join(f'--profile {p}' for p in profiles)}" if profiles else ""
+        print(f"error: {exc}{hint}", file=sys.stderr)
+        return 2
 
     started_ray = not ray.is_initialized()
     context = init_ray(plan.address, code=plan.code, dashboard_host=plan.dashboard_host) if started_ray \

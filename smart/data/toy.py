@@ -10,6 +10,10 @@ class GaussianMixture2D:
     """Σ_k π_k N(μ_k, s²I) with equal weights. Under x_t = α x + σ ε the marginal stays a mixture,
     Σ_k π_k N(α μ_k, (α² s² + σ²) I), so the noise-prediction target ε*(x_t) = −σ ∇log p_t is exact."""
 
+    domain = "toy"
+    conditional = False
+    num_classes = 0
+
     def __init__(self, means: torch.Tensor, std: float):
         self.means = means.to(torch.float32)
         self.std = float(std)
@@ -26,6 +30,13 @@ class GaussianMixture2D:
         idx = torch.randint(self.num_modes, (n,), generator=generator)
         noise = torch.randn(n, 2, generator=generator)
         return self.means[idx] + self.std * noise
+
+    def batch(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, None]:
+        """The dataset protocol shared with image data: (samples, labels); mixtures have no labels."""
+        return self.sample(n, generator), None
+
+    def sample_labels(self, n: int, generator: torch.Generator | None = None) -> None:
+        return None
 
     def _components(self, x: torch.Tensor, alpha, var):
         """Per-component log densities of the noised mixture, shape (B, K); alpha, var: scalars or (B,)."""

@@ -59,6 +59,30 @@ if ToyRBFExtractor.NAME not in FEATURE_EXTRACTORS_REGISTRY:
     register_feature_extractor(ToyRBFExtractor.NAME, ToyRBFExtractor)
 
 
+class SingleLayerExtractor(FeatureExtractorBase):
+    """torch-fidelity's extractor interface for a net with one feature layer, `LAYER`; subclasses
+    load their weights from `feature_extractor_weights_path` and implement `forward`."""
+
+    LAYER = "features"
+    DUMMY_INPUT_SHAPE = (1, 3, 299, 299)
+
+    @classmethod
+    def get_provided_features_list(cls):
+        return (cls.LAYER,)
+
+    @classmethod
+    def get_default_feature_layer_for_metric(cls, metric):
+        return cls.LAYER
+
+    @staticmethod
+    def can_be_compiled():
+        return False
+
+    @classmethod
+    def get_dummy_input_for_compile(cls):
+        return torch.zeros(cls.DUMMY_INPUT_SHAPE, dtype=torch.uint8)
+
+
 class SampleDataset(Dataset):
     """Tensor samples for torch-fidelity, materialised on first access (so a cache hit costs nothing)."""
 
@@ -86,29 +110,32 @@ def cache_name(*parts: str) -> str:
     return f"{parts[0]}-{digest}"
 
 
-def _fidelity_kwargs(reference, reference_cache, cache_dir, cuda, batch_size, extractor, layer):
+def _fidelity_kwargs(reference, reference_cache, cache_dir, cuda, batch_size, extractor, layer, weights_path):
     cache_dir = cache_dir or default_cache_dir()
     os.makedirs(cache_dir, exist_ok=True)
     return dict(
         input2=reference, fid=True, cuda=cuda, batch_size=batch_size, feature_extractor=extractor,
         feature_layer_fid=layer, cache=reference_cache is not None, cache_root=cache_dir,
         input2_cache_name=reference_cache, save_cpu_ram=True, verbose=False,
+        feature_extractor_weights_path=weights_path,
     )
 
 
 def reference_statistics(reference: Dataset, *, extractor: str, layer: str, reference_cache: str,
-                         cache_dir: str | None, cuda: bool, batch_size: int = 1000) -> dict:
+                         cache_dir: str | None, cuda: bool, batch_size: int = 1000,
+                         weights_path: str | None = None) -> dict:
     """Compute (or load from the cache) the reference's FID statistics, so that trials later only
     extract features of their own samples."""
-    kwargs = _fidelity_kwargs(reference, reference_cache, cache_dir, cuda, batch_size, extractor, layer)
+    kwargs = _fidelity_kwargs(reference, reference_cache, cache_dir, cuda, batch_size, extractor, layer, weights_path)
     feat = create_feature_extractor(extractor, [layer], **kwargs)
     return fid_input_id_to_statistics_cached(2, feat, layer, **kwargs)
 
 
 def frechet_distance(generated: Dataset, reference: Dataset, *, extractor: str, layer: str,
                      reference_cache: str | None, cache_dir: str | None, cuda: bool,
-                     batch_size: int = 1000) -> float:
-    """FID between two datasets; the reference's statistics are cached under `reference_cache`."""
-    kwargs = _fidelity_kwargs(reference, reference_cache, cache_dir, cuda, batch_size, extractor, layer)
+                     batch_size: int = 1000, weights_path: str | None = None) -> float:
+    """FID between two datasets; the reference's statistics are cached under `reference_cache`.
+    `weights_path` is the extractor's local weights file (torch-fidelity's feature_extractor_weights_path)."""
+    kwargs = _fidelity_kwargs(reference, reference_cache, cache_dir, cuda, batch_size, extractor, layer, weights_path)
     out = torch_fidelity.calculate_metrics(input1=generated, **kwargs)
     return float(out["frechet_inception_distance"])

@@ -39,6 +39,11 @@ class AnalyticMixtureScore(ScoreModel):
 
 
 def build_score_model(cfg, dataset) -> ScoreModel:
+    """The frozen ε_θ named by `cfg.score`: the exact mixture score, or a diffusers UNet."""
+    if cfg.score.kind == "diffusers":
+        from smart.score.unet import build_diffusers_score
+
+        return build_diffusers_score(cfg, dataset)
     schedule = Schedule.named(cfg.score.schedule, cfg.score.num_timesteps)
     return AnalyticMixtureScore(dataset, schedule).freeze()
 

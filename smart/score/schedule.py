@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 
 # diffusers' names for the schedules we expose; `cosine` is ADM's (Nichol & Dhariwal) schedule.
-_DIFFUSERS_NAMES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
+DIFFUSERS_NAMES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class Schedule:
     def named(cls, name: str, num_timesteps: int = 1000) -> "Schedule":
         from diffusers import DDPMScheduler
 
-        sched = DDPMScheduler(num_train_timesteps=num_timesteps, beta_schedule=_DIFFUSERS_NAMES[name])
+        sched = DDPMScheduler(num_train_timesteps=num_timesteps, beta_schedule=DIFFUSERS_NAMES[name])
         return cls(sched.alphas_cumprod.to(torch.float64))
 
     @classmethod
