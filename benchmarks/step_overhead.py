@@ -2,7 +2,12 @@
 regularizer off and on at k = 1 and k = 8 in both modes, as ratios to "off".
 
     python benchmarks/step_overhead.py                 # all cases
-    python benchmarks/step_overhead.py --cases toy --iters 400
+    python benchmarks/step_overhead.py --cases toy unet8 --iters 50
+
+Cases: `toy` (ring8, MLP nets, exact score, batch 256); `unet8` (digits 8×8, StyleGAN2 G and D,
+a diffusers UNet2DModel score, batch 64); `stylegan2-32` and `aurora-32` (conditional digits
+upsampled to 32×32, ~1.1M-parameter UNet, batch 32). The UNets are randomly initialised and saved
+through the diffusers score backend: step time does not depend on their weights.
 
 Timed on the real Trainer's phases. The settings of a case are timed in interleaved blocks of --iters
 iterations (round-robin, after a warm-up block each) and each reports its fastest block. Times are
@@ -12,7 +17,9 @@ other processes on a shared machine; with more threads or on CUDA use --clock wa
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
 
 import torch
@@ -20,9 +27,38 @@ import torch
 from smart.config import RunConfig
 from smart.loop import Trainer
 
+_IMAGE = {"discriminator.arch": "stylegan2", "discriminator.channel_base": 2048, "discriminator.channel_max": 64,
+          "generator.z_dim": 64, "generator.w_dim": 128, "generator.channel_base": 2048,
+          "generator.channel_max": 64, "score.kind": "diffusers", "eval.metrics": ["fid"], "device": "cpu"}
 CASES: dict[str, dict] = {
     "toy": {"data.kind": "ring8", "training.batch_size": 256},
+    "unet8": {**_IMAGE, "data.kind": "digits", "data.resolution": 8, "generator.arch": "stylegan2",
+              "training.batch_size": 64, "score.path": "unet-8-1-32,64"},
+    "stylegan2-32": {**_IMAGE, "data.kind": "digits", "data.resolution": 32, "data.conditional": True,
+                     "generator.arch": "stylegan2", "training.batch_size": 32, "score.path": "unet-32-1-32,64,64"},
+    "aurora-32": {**_IMAGE, "data.kind": "digits", "data.resolution": 32, "data.conditional": True,
+                  "generator.arch": "aurora", "generator.attn_resolutions": [8, 16], "generator.num_experts": 4,
+                  "generator.num_heads": 2, "training.batch_size": 32, "score.path": "unet-32-1-32,64,64"},
 }
+
+
+def materialise(case: dict, root: str) -> dict:
+    """Save the case's randomly initialised UNet (named unet-RES-CHANNELS-WIDTHS) under `root`."""
+    if "score.path" not in case:
+        return case
+    from diffusers import DDPMScheduler
+
+    from smart.score.pretrain import make_unet
+
+    _, res, channels, widths = case["score.path"].split("-")
+    path = os.path.join(root, case["score.path"])
+    if not os.path.exists(path):
+        classes = 11 if case.get("data.conditional") else None  # 10 digits + the null class
+        make_unet(int(res), int(channels), [int(w) for w in widths.split(",")], 1, classes).save_pretrained(
+            os.path.join(path, "unet"))
+        DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2").save_pretrained(
+            os.path.join(path, "scheduler"))
+    return {**case, "score.path": path, "eval.cache_dir": root}
 SETTINGS = [
     ("off", {"regularizer.weight": 0.0}),
     ("jacobian k=1", {"regularizer.weight": 0.1, "regularizer.interval": 1, "regularizer.mode": "jacobian"}),
@@ -82,14 +118,16 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
           f"device {'cuda: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}\n")
-    print("| case | setting | ms / G step | ratio | ms / iteration (D+G) | ratio |")
-    print("|---|---|---|---|---|---|")
+    print("| case | setting | ms / G step | ratio | ms / iteration (D+G) | ratio | images/s |")
+    print("|---|---|---|---|---|---|---|")
+    tmp = tempfile.TemporaryDirectory()
     for name in args.cases:
-        timings = time_case(CASES[name], args.iters, args.repeats, CLOCKS[args.clock])
+        timings = time_case(materialise(CASES[name], tmp.name), args.iters, args.repeats, CLOCKS[args.clock])
         base_g, base_it = timings[0]
         for (label, _), (g, it) in zip(SETTINGS, timings):
-            print(f"| {name} | {label} | {g * 1e3:.2f} | {g / base_g:.2f}× | {it * 1e3:.2f} | {it / base_it:.2f}× |",
-                  flush=True)
+            batch = CASES[name]["training.batch_size"]
+            print(f"| {name} | {label} | {g * 1e3:.2f} | {g / base_g:.2f}× | {it * 1e3:.2f} | {it / base_it:.2f}× "
+                  f"| {batch / it:.0f} |", flush=True)
     return 0
 
 

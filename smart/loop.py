@@ -30,7 +30,7 @@ from smart.timing import BranchClock
 Callback = Callable[["Trainer", dict], None]
 _EVAL_SEED_OFFSET = 1_000_003  # eval samples use their own stream, never the training one
 _RANK_SEED_OFFSET = 7_919_017  # rank r > 0 of a distributed run trains on its own stream
-CHECKPOINT_FORMAT = 2  # bump when the state_dict layout changes
+CHECKPOINT_FORMAT = 3  # bump when the state_dict layout changes
 
 
 class TrainingDiverged(RuntimeError):
@@ -89,7 +89,9 @@ class Trainer:
         self.opt_g = _adam(self.G.parameters(), o.g_lr, o.beta1, o.beta2, g_ratio)
         self.opt_d = _adam(self.D.parameters(), o.d_lr, o.beta1, o.beta2)
 
-        self.rng = torch.Generator().manual_seed(cfg.seed + self.rank * _RANK_SEED_OFFSET)  # all training randomness
+        seed = cfg.seed + self.rank * _RANK_SEED_OFFSET
+        self.rng = torch.Generator().manual_seed(seed)  # data, latents, t and ε
+        torch.manual_seed(seed)  # torch's global streams: the image nets' per-layer noise
         self.cur_nimg = 0
         self.g_steps = 0
         self.d_steps = 0
@@ -283,9 +285,23 @@ class Trainer:
         return final if final and self.cur_nimg >= self.total_nimg else self.cfg.eval.num_samples
 
     # ---- state --------------------------------------------------------------------------------
+    def _rng_states(self) -> torch.Tensor:
+        """The trainer's stream and torch's global ones (CPU, and CUDA when used), as one tensor."""
+        states = [self.rng.get_state(), torch.get_rng_state()]
+        if self.device.type == "cuda":
+            states.append(torch.cuda.get_rng_state(self.device))
+        return torch.cat(states)
+
+    def _set_rng_states(self, flat: torch.Tensor) -> None:
+        n = self.rng.get_state().numel()
+        self.rng.set_state(flat[:n].clone())
+        torch.set_rng_state(flat[n:2 * n].clone())
+        if self.device.type == "cuda":
+            torch.cuda.set_rng_state(flat[2 * n:].clone(), self.device)
+
     def state_dict(self) -> dict:
         """In a distributed run every rank must call this (it gathers the ranks' random streams)."""
-        rng = self.rng.get_state()
+        rng = self._rng_states()
         if self.world > 1:
             ranks = [torch.empty_like(rng) for _ in range(self.world)]
             dist.all_gather(ranks, rng)
@@ -322,7 +338,7 @@ class Trainer:
         self.G_ema.load_state_dict(state["G_ema"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        self.rng.set_state(state["rng"][self.rank].clone() if self.world > 1 else state["rng"])
+        self._set_rng_states(state["rng"][self.rank] if self.world > 1 else state["rng"])
         p = state["progress"]
         self.cur_nimg, self.g_steps, self.d_steps, self.evals = (
             p["cur_nimg"], p["g_steps"], p["d_steps"], p["evals"])

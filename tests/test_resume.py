@@ -49,3 +49,28 @@ def test_checkpoint_from_another_config_is_refused(tmp_path):
     other = Trainer(RunConfig.from_dict({}, {**OVERRIDES, "regularizer.weight": 0.2}))
     with pytest.raises(ValueError, match="regularizer.weight"):
         other.load(str(tmp_path / "c.pt"))
+
+
+def test_image_run_resumes_exactly_despite_global_rng_noise(tmp_path):
+    """StyleGAN2's per-layer noise comes from torch's global stream: checkpoints must carry it."""
+    import torch
+
+    from smart.assets import prepare_assets
+    from image_helpers import image_config
+
+    cfg = image_config(str(tmp_path / "score"), str(tmp_path / "cache"),
+                       generator={"arch": "stylegan2"}, discriminator={"arch": "stylegan2"},
+                       eval={"metrics": ["fid"]})
+    prepare_assets(cfg)
+    straight = Trainer(cfg).train()
+    first = Trainer(cfg)
+    first.train(until_kimg=0.064)
+    first.save(str(tmp_path / "half.pt"))
+    torch.randn(1000)  # another process would have a different global stream
+    resumed = Trainer(cfg)
+    torch.randn(77)
+    resumed.load(str(tmp_path / "half.pt"))
+    after = resumed.train()
+    assert after["kimg"] == straight["kimg"]
+    for key in ("fid", "loss_d", "loss_g", "loss_smart"):
+        assert after[key] == pytest.approx(straight[key], rel=1e-5, abs=1e-7), key
