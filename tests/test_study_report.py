@@ -114,25 +114,45 @@ def test_report_bad_input_is_one_line(study, tmp_path, capsys):
     assert "no MLflow store" in capsys.readouterr().err and not missing.exists()  # nothing created
 
 
-def test_trials_export_live_gauges_to_prometheus(study, ray_session):
+def test_trials_export_live_gauges_to_prometheus(ray_session, tmp_path):
+    """A trial's gauges reach Ray's Prometheus export while its worker lives (Ray drops the series
+    of ended workers, so they are scraped before the actor goes away)."""
+    import ray
+
+    from tuning.live_metrics import TrialGauges
+    from tuning.trainable import run_trial
+
+    @ray.remote(num_cpus=1)
+    class Trial:
+        def run(self, base):
+            last = {}
+
+            def report(metrics, checkpoint=None):
+                last.update(metrics)
+            run_trial(RunConfig.from_dict(base), metric="fid", mode="min", report=report, checkpoint=None,
+                      gauges=TrialGauges("live", "trial-1"))
+            return last
+
+    base = {"training": {"kimg": 2, "eval_every_kimg": 1, "batch_size": 64},
+            "eval": {"num_samples": 500, "cache_dir": str(tmp_path)}}
+    actor = Trial.remote()
+    final = ray.get(actor.run.remote(base))
     info = ray_session.address_info
     url = f"http://{info['node_ip_address']}:{info['metrics_export_port']}/metrics"
-    trial_ids = set(study["runs"]["trials"])
     deadline = time.time() + 60  # the metrics agent exports every few seconds
     while True:
         text = urllib.request.urlopen(url, timeout=5).read().decode()
-        lines = [ln for ln in text.splitlines() if ln.startswith("ray_smart_trial_fid{") and 'study="reported"' in ln]
-        seen = {ln.split('trial_id="')[1].split('"')[0] for ln in lines}
-        if seen == trial_ids or time.time() > deadline:
+        lines = {ln.split("{")[0]: float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines()
+                 if ln.startswith("ray_smart_trial_") and 'study="live"' in ln and 'trial_id="trial-1"' in ln}
+        if len(lines) == 4 or time.time() > deadline:
             break
         time.sleep(2)
-    assert seen == trial_ids, text[-2000:]
-    fids = {t["trial_id"]: t["metrics"]["fid"] for t in study["summary"]["trials"]}
-    for ln in lines:
-        trial_id = ln.split('trial_id="')[1].split('"')[0]
-        assert float(ln.rsplit(" ", 1)[1]) == pytest.approx(fids[trial_id])  # the last eval's FID
-    share = [ln for ln in text.splitlines() if ln.startswith("ray_smart_trial_smart_share{") and 'study="reported"' in ln]
-    assert len(share) == 3 and all(0.0 <= float(ln.rsplit(" ", 1)[1]) <= 1.0 for ln in share)
+    ray.kill(actor)
+    assert set(lines) == {"ray_smart_trial_fid", "ray_smart_trial_kimg", "ray_smart_trial_kimg_per_s",
+                          "ray_smart_trial_smart_share"}, text[-2000:]
+    assert lines["ray_smart_trial_fid"] == pytest.approx(final["fid"])  # the last eval's FID
+    assert lines["ray_smart_trial_kimg"] == pytest.approx(final["kimg"])
+    assert 0.0 <= lines["ray_smart_trial_smart_share"] <= 1.0
 
 
 # ---- what a person sees ------------------------------------------------------------------------
