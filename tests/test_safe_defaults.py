@@ -6,7 +6,6 @@ import os
 import re
 
 import pytest
-import torch
 
 from smart.config import ConfigError, RunConfig, load_yaml
 from smart.loop import CHECKPOINT_FORMAT, Trainer

@@ -1,7 +1,6 @@
 """A finished (or partly finished) study as data: summary.json and the printed table of trials."""
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
