@@ -97,7 +97,7 @@ class Trainer:
         self.d_steps = 0
         self.evals = 0
         self._last_eval_nimg = 0
-        self._sums: dict[str, float] = {}
+        self._sums: dict[str, torch.Tensor | float] = {}  # on the device: no host sync per step
         self._counts: dict[str, int] = {}
         self._train_seconds = 0.0
         self._g_seconds = 0.0
@@ -146,11 +146,19 @@ class Trainer:
 
     # ---- one iteration ------------------------------------------------------------------------
     def _log(self, name: str, value: torch.Tensor) -> None:
-        v = float(value.detach())
-        if not math.isfinite(v) and self.world == 1:  # distributed: _average_gradients, on every rank
-            raise TrainingDiverged(f"{name} became {v} at kimg {self.kimg:.1f}")
-        self._sums[name] = self._sums.get(name, 0.0) + v
+        """Accumulate a loss on its device; `_loss_means` reads (and checks) them once per eval."""
+        self._sums[name] = self._sums.get(name, 0.0) + value.detach()
         self._counts[name] = self._counts.get(name, 0) + 1
+
+    def _loss_means(self) -> dict[str, float]:
+        """Mean of each loss since the last eval. A NaN/inf loss poisons its sum, so one check here
+        catches a divergence anywhere in the interval (distributed runs also check every step in
+        `_average_gradients`)."""
+        means = {name: float(total) / self._counts[name] for name, total in self._sums.items()}
+        bad = sorted(name for name, v in means.items() if not math.isfinite(v))
+        if bad:
+            raise TrainingDiverged(f"{', '.join(bad)} became non-finite before kimg {self.kimg:.1f}")
+        return means
 
     def _step(self, opt, loss):
         opt.zero_grad(set_to_none=True)
@@ -258,6 +266,7 @@ class Trainer:
         """Metrics on the EMA generator plus training statistics since the last eval (rank 0's
         shard); ranks > 0 of a distributed run only get {"kimg"}."""
         t0 = time.perf_counter()
+        means = self._loss_means()  # first: a diverged run gets no metrics
         metrics = {"kimg": round(self.kimg, 3)}
         if self.rank == 0:
             samples = self.generate(self.eval_samples())
@@ -266,8 +275,7 @@ class Trainer:
             if hasattr(self.G, "aux_loss"):
                 losses += ("loss_aux",)
             for name in losses:
-                count = self._counts.get(name, 0)
-                metrics[name] = self._sums.get(name, 0.0) / count if count else math.nan
+                metrics[name] = means.get(name, math.nan)
             kimg_done = (self.cur_nimg - self._last_eval_nimg) / 1000
             metrics["kimg_per_s"] = kimg_done / self._train_seconds if self._train_seconds > 0 else math.nan
             metrics["smart_share"] = (self._smart_clock.seconds / self._g_seconds if self._g_seconds > 0
@@ -314,7 +322,7 @@ class Trainer:
             "rng": rng,
             "progress": {"cur_nimg": self.cur_nimg, "g_steps": self.g_steps, "d_steps": self.d_steps,
                          "evals": self.evals, "last_eval_nimg": self._last_eval_nimg},
-            "stats": {"sums": dict(self._sums), "counts": dict(self._counts)},
+            "stats": {"sums": {k: float(v) for k, v in self._sums.items()}, "counts": dict(self._counts)},
         }
 
     def load_state_dict(self, state: dict) -> None:
