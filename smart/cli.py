@@ -1,0 +1,63 @@
+"""The contract every command line of the project keeps (`smart-train`, `smart-evaluate`,
+`smart-generate`, `smart-pretrain`, `smart-study`, `smart-report`, ...): bad input is one line
+`error: <key>: <why>` on stderr and exit code 2, raised as a `ConfigError` from anywhere below the
+entry point; `--set key=value` means the same dotted key everywhere; library progress goes through
+`logging`, which the entry point shows on stderr."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any, Callable, Sequence
+
+from smart.config import ConfigError, parse_assignment
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors follow the one-line, exit-2 contract."""
+
+    def error(self, message):
+        raise ConfigError("usage", message)
+
+
+def parser(prog: str, doc: str | None) -> Parser:
+    """A parser whose description is the first paragraph of a module docstring."""
+    return Parser(prog=prog, description=(doc or "").split("\n\n")[0].strip())
+
+
+def add_set_option(p: argparse.ArgumentParser, example: str = "regularizer.weight=0.1") -> None:
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override a dotted key, e.g. {example} (repeatable)")
+
+
+def overrides(sets: Sequence[str]) -> dict[str, Any]:
+    """`--set` values as {dotted key: value} (later ones win)."""
+    return dict(parse_assignment(s) for s in sets)
+
+
+def show_logs(level: int = logging.INFO) -> None:
+    """Library messages (`logging.getLogger("smart...")`, `"tuning..."`) on stderr, one per line."""
+    root = logging.getLogger()
+    if not any(getattr(h, "_smart_cli", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._smart_cli = True  # type: ignore[attr-defined]
+        for name in ("smart", "tuning"):
+            lib = logging.getLogger(name)
+            lib.setLevel(level)
+            lib.addHandler(handler)
+            lib.propagate = False
+
+
+def report_error(exc: ConfigError) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return 2
+
+
+def run(main: Callable[[list[str]], int], argv: Sequence[str] | None = None) -> int:
+    """Call `main(argv)`; a ConfigError anywhere inside becomes the one-line error and exit 2."""
+    show_logs()
+    try:
+        return main(list(sys.argv[1:] if argv is None else argv))
+    except ConfigError as exc:
+        return report_error(exc)
