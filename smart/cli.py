@@ -35,18 +35,29 @@ def overrides(sets: Sequence[str]) -> dict[str, Any]:
     return dict(parse_assignment(s) for s in sets)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time of the message (a test's capture, a redirect),
+    not to the stream that was current when the handler was made."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def show_logs(level: int = logging.INFO) -> None:
     """Library messages (`logging.getLogger("smart...")`, `"tuning..."`) on stderr, one per line."""
-    root = logging.getLogger()
-    if not any(getattr(h, "_smart_cli", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        handler._smart_cli = True  # type: ignore[attr-defined]
-        for name in ("smart", "tuning"):
-            lib = logging.getLogger(name)
-            lib.setLevel(level)
+    for name in ("smart", "tuning"):
+        lib = logging.getLogger(name)
+        lib.setLevel(level)
+        if not any(isinstance(h, _StderrHandler) for h in lib.handlers):
+            handler = _StderrHandler()
+            handler.setFormatter(logging.Formatter("%(message)s"))
             lib.addHandler(handler)
-            lib.propagate = False
+        lib.propagate = False
 
 
 def report_error(exc: ConfigError) -> int:
