@@ -33,7 +33,7 @@ def test_train_cli_pretrains_the_score_model_then_trains_stylegan2(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "smart.train", str(tmp_path / "run.yaml"), "--out", str(out)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert "pretraining the score model" in proc.stdout and (score / "smart_score.json").is_file()
+    assert "pretraining the score model" in proc.stderr and (score / "smart_score.json").is_file()
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(lines) == 2 and all(set(x) == IMAGE_KEYS for x in lines)
     last = lines[-1]
@@ -47,7 +47,7 @@ def test_aurora_adds_its_load_balancing_loss_and_final_eval_uses_more_samples(tm
                        generator={"arch": "aurora", **TINY_NETS, "attn_resolutions": [4], "num_experts": 2},
                        discriminator={"arch": "stylegan2", "channel_base": 64, "channel_max": 16},
                        eval={"final_num_samples": 300, "metrics": ["fid"]})
-    prepare_assets(cfg, log=lambda *_: None)
+    prepare_assets(cfg)
     seen = []
     Trainer(cfg, callbacks=[lambda t, m: seen.append(m)]).train()
     assert [m["fid_samples"] for m in seen] == [200, 300]
