@@ -119,18 +119,19 @@ def pretrain_config(args) -> tuple[RunConfig, str]:
     sets = cli.overrides(args.sets)
     if args.data is not None:
         sets["data.kind"] = args.data
-    if args.out is not None:
-        sets["score.path"] = args.out
+    out = {"score.path": args.out} if args.out is not None else {}
     if args.config is None:
-        base = {"score": {"kind": "diffusers"}, "eval": {"metrics": []}}
-        cfg = RunConfig.from_dict(base, sets)
+        if not out:
+            raise ConfigError("--out", "required with --data alone: the new model directory")
+        cfg = RunConfig.from_dict({"score": {"kind": "diffusers"}, "eval": {"metrics": []}}, {**sets, **out})
     else:
         cfg = cli.run_config(args.config, sets)
-    if cfg.score.kind != "diffusers":
-        raise ConfigError("score.kind", f"score pretraining writes a diffusers UNet; the config has {cfg.score.kind}")
+        if cfg.score.kind != "diffusers":
+            raise ConfigError("score.kind", f"score pretraining writes a diffusers UNet; the config has {cfg.score.kind}")
+        cfg = cfg.with_overrides(out)
     if cfg.score.pretrain.steps == 0:
         raise ConfigError("score.pretrain.steps", "0 trains nothing; set it, e.g. --set score.pretrain.steps=3000")
-    return cfg, "--out" if args.out is not None else "score.path"
+    return cfg, "--out" if out else "score.path"
 
 
 def _main(argv) -> int:
