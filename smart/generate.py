@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import sys
 
+import numpy as np
+
 from smart import cli
 from smart.checkpoint import checkpoint_config, read_checkpoint
 from smart.errors import ConfigError
@@ -42,23 +44,18 @@ def _check_out(path: str) -> None:
         raise ConfigError("--out", f"cannot write to {folder}")
 
 
-def _labels(ctx, label: int | None, n: int):
-    import torch
-
+def _check_class(ctx, label: int | None) -> None:
     if label is None:
-        return None
+        return
     classes = ctx.dataset.num_classes
     if classes == 0:
         raise ConfigError("--class", "the generator is unconditional")
     if not 0 <= label < classes:
         raise ConfigError("--class", f"{label} is not a class of this generator (0..{classes - 1})")
-    return torch.full((n,), label, dtype=torch.long)
 
 
 def _write(path: str, ctx, samples, labels) -> None:
     """Write to a temporary name beside `path`, then rename: a file there is always whole."""
-    import numpy as np
-
     from smart.visuals import picture, save_png
 
     tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp{os.getpid()}")
@@ -89,7 +86,8 @@ def _main(argv) -> int:
     from smart.context import load_context
 
     ctx = load_context(state, cfg)
-    fixed = _labels(ctx, args.label, args.num)
+    _check_class(ctx, args.label)
+    fixed = None if args.label is None else torch.full((args.num,), args.label, dtype=torch.long)
     torch.manual_seed(args.seed)  # the nets' own noise (StyleGAN2)
     samples, labels = ctx.generate(args.num, generator=torch.Generator().manual_seed(args.seed), with_labels=True,
                                    labels=fixed)

@@ -1,5 +1,6 @@
-"""The training loop: D and G phases with lazy intervals, EMA of G, evals with callbacks, and a
-state_dict that resumes bit-for-bit (nets, optimizers, EMA, RNG, progress).
+"""The training loop: the phases of smart.phases (their losses from smart.losses' objective), EMA of
+G, evals with callbacks (metrics see an EvalContext, never the Trainer), and a state_dict that
+resumes bit-for-bit (nets, optimizers, EMA, RNG, progress, training statistics).
 
 Data-parallel runs (`distributed=True`, torch.distributed already initialised, e.g. by Ray Train):
 `training.batch_size` stays the global batch, each rank draws batch_size / world samples from its

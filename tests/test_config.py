@@ -87,7 +87,7 @@ def test_every_key_is_listed_with_a_description():
     listed = [r[0] for r in rows]
     assert len(listed) == len(set(listed)) and all(r[4] for r in rows), [r[0] for r in rows if not r[4]]
     concrete = config_keys() | config_keys(RunConfig.from_dict(IMAGE_RUN))
-    assert set(listed) == concrete  # the default (toy, mlp) and an image run (aurora, stylegan2, diffusers)
+    assert concrete <= set(listed)  # the default (toy, mlp) and an image run (aurora, stylegan2, diffusers)
     table = keys_markdown().splitlines()
     assert table[0] == "| key | type | default | applies to | description |"
     assert "| generator.w_dim | int | 128 | generator.arch: aurora, stylegan2 | intermediate latent size |" in table

@@ -30,6 +30,9 @@ TRAINER_STATS = ("kimg_per_s", "smart_share", "sec_per_eval")  # the trainer's o
 
 
 class Metric(Protocol):
+    """`fn(ctx, samples) -> {name: value}` for every name its registration `reports` for the run's
+    config; `prepare(cfg)`, if registered, has already run once (reference statistics, extractors)."""
+
     def __call__(self, ctx: EvalContext, samples: torch.Tensor) -> dict[str, float]: ...
 
 
