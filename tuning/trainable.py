@@ -76,8 +76,10 @@ def run_trial(cfg: RunConfig, *, metric: str, mode: str, report: Callable, check
         except TrainingDiverged as exc:
             report({"kimg": round(trainer.kimg, 3), metric: worst_value(mode), DIVERGED: 1.0,
                     "diverged_reason": str(exc)})
-    finally:  # free the trial's memory now, even while a traceback still holds the trainer (ASHA
-        if trainer is not None:  # stops a trial by raising SystemExit in it): the next trial starts clean
+    finally:
+        # free the trial's memory now, even while a traceback still holds the trainer (ASHA stops a
+        # trial by raising SystemExit in it), so the next trial on this GPU share starts clean
+        if trainer is not None:
             trainer.close()
 
 
