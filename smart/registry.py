@@ -12,6 +12,8 @@ value against the registered names, so registering a kind is the only step to ad
     @GENERATORS.register("mine", config=MyGeneratorConfig)
     def build(section, sample_shape, num_classes): ...
 
+A user's module does this at import and is named in the run config's `plugins:`, which are imported
+before the rest of the config is validated (in `python -m smart.train`, a study's Ray workers, ...).
 A builder may be given as "module:attr", imported on first use: the built-in kinds are declared that
 way in light modules (smart.data, smart.nets, smart.score, smart.metrics, each imported on the first
 lookup of its registry), so validating a config never imports torch. Imports run under one lock:
