@@ -22,16 +22,16 @@ from smart.config import RunConfig  # noqa: E402
 from smart.data import build_dataset  # noqa: E402
 from smart.data.images import to_uint8  # noqa: E402
 from smart.metrics.fid import SampleDataset, frechet_distance  # noqa: E402
-from smart.metrics.image import _fid_kwargs, _reference, fid_setup, prepare_image_fid  # noqa: E402
+from smart.metrics.frechet import fid_kwargs, fid_setup, prepare_fid, reference_set  # noqa: E402
 
 
 def fid_seconds(cfg, dataset, samples: int, cached: bool) -> float:
     setup = fid_setup(cfg, dataset)
-    reference, name = _reference(cfg, dataset, setup)
+    reference, name = reference_set(cfg, dataset, setup)
     images = to_uint8(dataset.sample(samples, torch.Generator().manual_seed(1)))
     t0 = time.perf_counter()
     frechet_distance(SampleDataset(images, samples), reference, reference_cache=name if cached else None,
-                     **_fid_kwargs(cfg, setup, cuda=False))
+                     **fid_kwargs(cfg, setup, cuda=False))
     return time.perf_counter() - t0
 
 
@@ -62,7 +62,7 @@ def main() -> None:
             cfg = RunConfig.from_dict({"data": {"kind": kind}, "score": {"kind": "diffusers", "path": "unused"},
                                        "eval": {"metrics": ["fid"], "cache_dir": cache}})
             dataset = build_dataset(cfg)
-            prepare_image_fid(cfg)  # classifier + cached reference statistics, untimed
+            prepare_fid(cfg)  # classifier + cached reference statistics, untimed
             cached = fid_seconds(cfg, dataset, args.samples, cached=True)
             fresh = fid_seconds(cfg, dataset, args.samples, cached=False)
             rows.append((kind, len(dataset), cached, fresh))

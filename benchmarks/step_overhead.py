@@ -9,7 +9,7 @@ a diffusers UNet2DModel score, batch 64); `stylegan2-32` and `aurora-32` (condit
 upsampled to 32×32, ~1.1M-parameter UNet, batch 32). The UNets are randomly initialised and saved
 through the diffusers score backend: step time does not depend on their weights.
 
-Timed on the real Trainer's phases. The settings of a case are timed in interleaved blocks of --iters
+Timed on the real Trainer's public step(), the G phase by the trainer's own per-phase clock. The settings of a case are timed in interleaved blocks of --iters
 iterations (round-robin, after a warm-up block each) and each reports its fastest block. Times are
 this process's CPU seconds (time.process_time): with --threads 1 that is the work itself, unaffected by
 other processes on a shared machine; with more threads or on CUDA use --clock wall.
@@ -68,35 +68,38 @@ SETTINGS = [
 ]
 
 
-def _trainer(case: dict, setting: dict) -> Trainer:
+def _trainer(case: dict, setting: dict, clock) -> Trainer:
     return Trainer(RunConfig.from_dict({}, {**case, **setting, "training.kimg": 1e6,
-                                            "training.eval_every_kimg": 1e6}))
+                                            "training.eval_every_kimg": 1e6}), clock=clock)
 
 
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 
 
+def synced(clock):
+    """On CUDA, a clock that first waits for the queued work: time the work, not its launch."""
+    if not torch.cuda.is_available():
+        return clock
+
+    def read() -> float:
+        torch.cuda.synchronize()
+        return clock()
+    return read
+
+
 def _block(trainer: Trainer, iters: int, clock) -> tuple[float, float]:
-    """Seconds per G phase and per full iteration over one block."""
-    batch = trainer.cfg.training.batch_size
-    sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
-    g_sec = 0.0
+    """Seconds per G phase (the trainer's own per-phase timing) and per full iteration over one block."""
+    g_before = trainer.stats.seconds["G"]
     t0 = clock()
     for _ in range(iters):
-        trainer._d_phase(batch)
-        sync()
-        tg = clock()
-        trainer._g_phase(batch)
-        sync()
-        g_sec += clock() - tg
-        trainer._update_ema(batch)
-    sync()
-    return g_sec / iters, (clock() - t0) / iters
+        trainer.step()
+    return (trainer.stats.seconds["G"] - g_before) / iters, (clock() - t0) / iters
 
 
 def time_case(case: dict, iters: int, repeats: int, clock) -> list[tuple[float, float]]:
     """Fastest (G phase, iteration) seconds per setting, timed round-robin."""
-    trainers = [_trainer(case, setting) for _, setting in SETTINGS]
+    clock = synced(clock)
+    trainers = [_trainer(case, setting, clock) for _, setting in SETTINGS]
     for trainer in trainers:  # warm-up
         _block(trainer, max(iters // 4, 1), clock)
     best = [(float("inf"), float("inf"))] * len(trainers)

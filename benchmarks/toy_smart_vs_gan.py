@@ -67,9 +67,10 @@ def run_one(mixture: str, row: dict, seed: int, kimg: float) -> dict:
 
 def free_particles(mixture: str, mode: str, steps: int = 2000, lr: float = 1e-3):
     """Where the score-matching term drives samples on its own: (start, after, real) mean distance."""
-    from smart.data import TOY_MIXTURES
+    from smart.data.toy import TOY_MIXTURES
     from smart.losses import ScoreMatchingRegularity
-    from smart.score import AnalyticMixtureScore, Schedule
+    from smart.score.analytic import AnalyticMixtureScore
+    from smart.score.schedule import Schedule
 
     mix = TOY_MIXTURES[mixture](0.05)
     g = torch.Generator().manual_seed(0)

@@ -2,20 +2,23 @@
 and reference statistics — prepared once up front so that runs only read them."""
 from __future__ import annotations
 
+import logging
 import os
 
 from smart.config import RunConfig
-from smart.metrics import PREPARERS
+from smart.data import build_dataset
+from smart.errors import ConfigError
+from smart.metrics import prepare_metrics
+from smart.registry import resolve
+from smart.score import build_score_model, is_hub_id, missing_model_error
 
-
+log = logging.getLogger(__name__)
 PATH_KEYS = (("data", "path"), ("score", "path"), ("eval", "extractor_weights"), ("eval", "cache_dir"))
 
 
 def absolute_paths(raw: dict) -> dict:
     """A run-config mapping with its local paths made absolute (and ~ expanded), so that workers
     with another working directory read what the driver prepared. Hub ids stay as they are."""
-    from smart.score.unet import is_hub_id
-
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
     for section, key in PATH_KEYS:
         value = out.get(section, {}).get(key)
@@ -32,10 +35,7 @@ def absolute_paths(raw: dict) -> dict:
 def _check_image_inputs(cfg: RunConfig):
     """Fail fast, before any long computation, on missing data, score model or extractor weights;
     one error that names the first missing input and lists the others."""
-    from smart.config import ConfigError
-    from smart.data import build_dataset
     from smart.metrics.extractors import inception_weights, torchscript_weights
-    from smart.score.unet import is_hub_id, missing_model_error
 
     def score_model():
         path = cfg.score.path
@@ -62,20 +62,13 @@ def _check_image_inputs(cfg: RunConfig):
     return found["data"]
 
 
-def prepare_assets(cfg: RunConfig, log=print) -> None:
+def prepare_assets(cfg: RunConfig) -> None:
     """Idempotent: each step computes into its cache only what is not there yet. Raises ConfigError
     (naming the key) for missing inputs before doing any long work."""
-    domain = "toy" if cfg.data.is_toy else "image"
-    if domain == "image":
+    if cfg.score.kind == "diffusers":
         dataset = _check_image_inputs(cfg)
         if not os.path.exists(cfg.score.path) and cfg.score.pretrain.steps > 0:
-            from smart.score.pretrain import pretrain
-
-            log(f"pretraining the score model into {cfg.score.path} ({cfg.score.pretrain.steps} steps)")
-            pretrain(cfg, dataset, cfg.score.path, log=log)
-        from smart.score import build_score_model
-
+            log.info("pretraining the score model into %s (%d steps)", cfg.score.path, cfg.score.pretrain.steps)
+            resolve("smart.score.pretrain:pretrain")(cfg, dataset, cfg.score.path)
         build_score_model(cfg, dataset)  # the model loads and fits the data (ConfigError otherwise)
-    for name in cfg.eval.metrics:
-        if name in PREPARERS[domain]:
-            PREPARERS[domain][name](cfg)
+    prepare_metrics(cfg)

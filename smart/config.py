@@ -1,16 +1,33 @@
-"""Typed run configuration: the one place where a run's options are declared and validated.
+"""Typed run configuration: the one place where a run's options are validated.
 
 Dotted keys (``regularizer.weight``) are the public names of every option: the same in YAML, in
 ``--set``, in a study's search space and in MLflow params.
+
+The sections `data`, `generator`, `discriminator` and `score` are tagged: their `kind`/`arch` names a
+registered kind (smart.registry), whose own config class (a subclass of the base here) holds that
+kind's options and its cross-field checks. The fixed sections (`regularizer`, `optim`, `training`,
+`eval`) live here. `plugins:` names modules imported before anything else is validated, so that a
+user's registered kinds work from YAML, `python -m smart.train` and Ray workers alike.
 """
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal
+import types
+import typing
+from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator,
+                      model_validator)
+
+from smart.errors import ConfigError
+from smart.registry import (DATASETS, DISCRIMINATORS, FID_EXTRACTORS, GENERATORS, METRICS, SCORE_MODELS,
+                            Registry, import_plugin)
+
+__all__ = ["ConfigError", "RunConfig", "DataConfig", "GeneratorConfig", "DiscriminatorConfig", "ScoreConfig",
+           "Section", "config_keys", "key_rows", "keys_markdown", "load_yaml", "parse_assignment", "set_dotted",
+           "flatten"]
 
 
 class YamlLoader(yaml.SafeLoader):
@@ -24,109 +41,122 @@ YamlLoader.add_implicit_resolver(
 )
 
 
-class ConfigError(ValueError):
-    """Bad user input, always tied to the dotted key (or file/flag) it concerns."""
+class Section(BaseModel):
+    """A config section: strict types, no unknown keys, immutable."""
 
-    def __init__(self, key: str, why: str):
-        super().__init__(f"{key}: {why}")
-        self.key = key
-        self.why = why
-
-
-class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-TOY_KINDS = ("ring8", "grid25")
-IMAGE_KINDS = ("digits", "mnist5k", "fashion_mnist", "image_folder", "npz", "imagenet64")
-# The resolution a dataset is served at when data.resolution is not set (None: read from the files).
-NATIVE_RESOLUTION = {"digits": 8, "mnist5k": 32, "fashion_mnist": 32, "imagenet64": 64, "npz": None}
+# ---- the tagged sections' bases (each kind's subclass is registered with the kind) ---------------
+DOMAINS = ("toy", "image")
 
 
-class DataConfig(_Section):
-    """Real data: exact toy mixtures, or images (uint8 on disk, [-1, 1] in training)."""
+class DataConfig(Section):
+    """Base of every `data` section (smart.data declares the built-in kinds' subclasses)."""
 
-    kind: Literal["ring8", "grid25", "digits", "mnist5k", "fashion_mnist", "image_folder", "npz",
-                  "imagenet64"] = "ring8"
-    std: float = Field(0.05, gt=0, le=0.5, description="per-mode standard deviation of toy mixtures")
-    path: str | None = Field(None, description="image data location (fashion_mnist: optional; "
-                             "image_folder, npz, imagenet64: required)")
-    resolution: int | None = Field(None, ge=4, le=1024, description="image side; default the dataset's "
-                                   "(digits 8, mnist5k 32, fashion_mnist 32, imagenet64 64, npz native)")
-    channels: Literal[1, 3] | None = Field(None, description="convert images to 1 or 3 channels")
-    conditional: bool = Field(False, description="class-conditional training (labels to G, D, score)")
+    kind: str = Field(description="the dataset, a name registered in smart.registry.DATASETS")
+    # "toy": low-dimensional points with an exact density; "image": (C, H, W) images in [-1, 1]
+    domain: ClassVar[str]
+
+    def check(self, run: RunConfig) -> None:
+        """Checks involving other sections; a problem is a ConfigError naming its key."""
+
+
+class GeneratorConfig(Section):
+    """Base of every `generator` section (smart.nets declares the built-in archs' subclasses). A
+    generator with an auxiliary loss (Aurora's MoE balance) has an `aux_weight` field."""
+
+    arch: str = Field(description="the generator network, a name registered in smart.registry.GENERATORS")
+    z_dim: int = Field(8, ge=1, description="latent size")
+    domains: ClassVar[tuple[str, ...]] = DOMAINS  # the data domains it can generate
+
+    def check(self, run: RunConfig) -> None:
+        """Checks involving other sections; a problem is a ConfigError naming its key."""
 
     @property
-    def is_toy(self) -> bool:
-        return self.kind in TOY_KINDS
-
-    @property
-    def image_resolution(self) -> int | None:
-        """The served image side, when known without reading the data."""
-        return self.resolution or NATIVE_RESOLUTION.get(self.kind)
+    def has_aux_loss(self) -> bool:
+        return "aux_weight" in type(self).model_fields
 
 
-class GeneratorConfig(_Section):
-    arch: Literal["mlp", "stylegan2", "aurora"] = "mlp"
-    z_dim: int = Field(8, ge=1)
-    hidden: int = Field(128, ge=1, description="mlp only")
-    layers: int = Field(3, ge=1, description="mlp only")
-    w_dim: int = Field(128, ge=1, description="stylegan2/aurora: intermediate latent size")
-    mapping_layers: int = Field(2, ge=1)
-    channel_base: int = Field(512, ge=1, description="channels at resolution r: min(base / r, max)")
-    channel_max: int = Field(64, ge=1)
-    num_experts: int = Field(4, ge=1, description="aurora: experts per MoE feed-forward")
-    attn_resolutions: list[int] = Field([8, 16], description="aurora: resolutions with attention blocks")
-    num_heads: int = Field(2, ge=1, description="aurora: attention heads")
-    aux_weight: float = Field(0.01, ge=0, description="aurora: weight of the MoE load-balancing loss in L_G")
+class DiscriminatorConfig(Section):
+    """Base of every `discriminator` section (smart.nets declares the built-in archs' subclasses)."""
+
+    arch: str = Field(description="the discriminator network, a name registered in smart.registry.DISCRIMINATORS")
+    domains: ClassVar[tuple[str, ...]] = DOMAINS
+
+    def check(self, run: RunConfig) -> None:
+        """Checks involving other sections; a problem is a ConfigError naming its key."""
 
 
-class DiscriminatorConfig(_Section):
-    arch: Literal["mlp", "stylegan2"] = "mlp"
-    hidden: int = Field(128, ge=1, description="mlp only")
-    layers: int = Field(3, ge=1, description="mlp only")
-    channel_base: int = Field(512, ge=1, description="stylegan2: min(base / r, max) channels")
-    channel_max: int = Field(64, ge=1)
-    mbstd_group: int = Field(4, ge=1, description="stylegan2: minibatch-std group size")
+class ScoreConfig(Section):
+    """Base of every `score` section: the frozen diffusion model ε_θ and its discrete noise schedule
+    (smart.score declares the built-in kinds' subclasses)."""
 
-
-class PretrainConfig(_Section):
-    """A small class-conditional DDPM that `prepare_assets` trains into score.path when it is missing."""
-
-    steps: int = Field(0, ge=0, description="0: never pretrain (a missing score model is an error)")
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    channels: list[int] = Field([32, 64, 64], description="UNet block widths, one per resolution level")
-    layers_per_block: int = Field(1, ge=1)
-    seed: int = Field(0, ge=0)
-
-
-class ScoreConfig(_Section):
-    """The frozen diffusion model ε_θ and its discrete noise schedule."""
-
-    kind: Literal["analytic", "diffusers"] = "analytic"
+    kind: str = Field(description="the score model, a name registered in smart.registry.SCORE_MODELS")
     schedule: Literal["linear", "cosine"] = Field(
-        "cosine", description="analytic, and diffusers pretraining (a loaded model brings its own)")
-    num_timesteps: int = Field(1000, ge=2)
-    path: str | None = Field(None, description="diffusers: local save_pretrained dir (unet/ + scheduler/, "
-                             "or the dir itself) or a hub id when online")
-    prediction: Literal["auto", "epsilon", "v_prediction"] = Field(
-        "auto", description="what the UNet predicts; auto: the scheduler config's prediction_type")
-    learned_variance: bool | None = Field(None, description="UNet outputs 2C channels (ε first); "
-                                          "None: when out_channels == 2·in_channels")
-    autocast: Literal["none", "bf16", "fp16"] = Field("none", description="score-model autocast on CUDA")
-    pretrain: PretrainConfig = PretrainConfig()
+        "cosine", description="noise schedule of the analytic score and of score pretraining (a loaded model "
+        "brings its own)")
+    num_timesteps: int = Field(1000, ge=2, description="length of the discrete schedule")
+    domains: ClassVar[tuple[str, ...]] = DOMAINS
+
+    def check(self, run: RunConfig) -> None:
+        """Checks involving other sections; a problem is a ConfigError naming its key."""
 
 
-class RegularizerConfig(_Section):
+# section -> (registry, tag field, base class, default kind)
+_TAGGED: dict[str, tuple[Registry, str, type[Section], str]] = {
+    "data": (DATASETS, "kind", DataConfig, "ring8"),
+    "generator": (GENERATORS, "arch", GeneratorConfig, "mlp"),
+    "discriminator": (DISCRIMINATORS, "arch", DiscriminatorConfig, "mlp"),
+    "score": (SCORE_MODELS, "kind", ScoreConfig, "analytic"),
+}
+
+
+def _select(section: str, value: Any) -> Section:
+    """Validate a tagged section with the config class registered for its kind/arch."""
+    registry, tag, base, default = _TAGGED[section]
+    if isinstance(value, base):
+        return value
+    if not isinstance(value, dict):
+        raise ConfigError(section, f"must be a mapping, got {type(value).__name__}")
+    name = value.get(tag, default)
+    entry = registry.get(name, f"{section}.{tag}")
+    if entry.config is None or not issubclass(entry.config, base):
+        raise TypeError(f"{registry.what} {name!r} is registered without a config class derived from {base.__name__}")
+    try:
+        return entry.config.model_validate({**value, tag: name})
+    except ValidationError as exc:
+        raise _to_config_error(exc, section, f"{section}.{tag} {name}") from None
+
+
+def _default(section: str):
+    def make() -> Section:
+        return _select(section, {})
+    return make
+
+
+def _kinds_for(domains: tuple[str, ...]) -> str:
+    return ", ".join(e.name for e in DATASETS.entries() if e.config is not None and e.config.domain in domains)
+
+
+def needs_domain(key: str, name: str, domains: tuple[str, ...]) -> ConfigError:
+    """The error for a kind used with data of a domain it cannot handle."""
+    return ConfigError(key, f"{name} needs {' or '.join(domains)} data (data.kind one of {_kinds_for(domains)})")
+
+
+# ---- the fixed sections ---------------------------------------------------------------------------
+class RegularizerConfig(Section):
     """SMaRt: L_G += λ·E‖ε_θ(α_t G(z) + σ_t ε, t) − ε‖² on every k-th generator step."""
 
     weight: float = Field(0.0, ge=0, description="λ; 0 trains a plain GAN")
     interval: int = Field(8, ge=1, description="k: apply the term every k-th G step")
-    t_min: int = Field(25, ge=0)
-    t_max: int = Field(35, ge=0)
-    mode: Literal["jacobian", "sds"] = "jacobian"
-    scale_by_interval: bool = False
+    t_min: int = Field(25, ge=0, description="smallest timestep t drawn for the term")
+    t_max: int = Field(35, ge=0, description="largest timestep t drawn for the term (< score.num_timesteps)")
+    mode: Literal["jacobian", "sds"] = Field(
+        "jacobian", description="jacobian = paper (gradient through ε_θ); sds = ours, cheaper: ε_θ's Jacobian "
+        "dropped")
+    scale_by_interval: bool = Field(False, description="multiply λ by k (StyleGAN2's lazy scaling; the paper "
+                                    "does not)")
     start_kimg: float = Field(0.0, ge=0, description="warm-up: the term is off before this kimg")
     phase: Literal["joint", "separate"] = Field(
         "joint",
@@ -135,32 +165,37 @@ class RegularizerConfig(_Section):
     )
 
 
-class OptimConfig(_Section):
-    g_lr: float = Field(1e-3, gt=0)
-    d_lr: float = Field(1e-3, gt=0)
-    beta1: float = Field(0.5, ge=0, lt=1)
-    beta2: float = Field(0.99, ge=0, lt=1)
+class OptimConfig(Section):
+    """Adam for G and D, and D's lazy R1 penalty."""
+
+    g_lr: float = Field(1e-3, gt=0, description="generator learning rate")
+    d_lr: float = Field(1e-3, gt=0, description="discriminator learning rate")
+    beta1: float = Field(0.5, ge=0, lt=1, description="Adam β1 of both networks")
+    beta2: float = Field(0.99, ge=0, lt=1, description="Adam β2 of both networks")
     r1_gamma: float = Field(0.05, ge=0, description="R1 weight γ (penalty γ/2·‖∇D‖²); 0 disables")
     r1_interval: int = Field(16, ge=1, description="lazy R1: every this many D steps")
 
 
-class TrainingConfig(_Section):
+class TrainingConfig(Section):
+    """Length, batch and evaluation schedule of a run."""
+
     kimg: float = Field(256.0, gt=0, description="thousands of real samples shown to D")
-    batch_size: int = Field(256, ge=1)
-    eval_every_kimg: float = Field(32.0, gt=0)
+    batch_size: int = Field(256, ge=1, description="global batch (split evenly across DDP workers)")
+    eval_every_kimg: float = Field(32.0, gt=0, description="evaluate (and checkpoint) every this many kimg")
     ema_kimg: float = Field(5.0, ge=0, description="EMA half-life of G in kimg; 0 disables")
 
 
-FID_EXTRACTORS = ("toy-rbf", "classifier", "inception-v3-compat", "inception-torchscript")
+class EvalConfig(Section):
+    """What an eval measures on the EMA generator."""
 
-
-class EvalConfig(_Section):
     num_samples: int = Field(10_000, ge=100, description="samples of the EMA generator per eval")
     grad_samples: int = Field(2048, ge=16, description="samples for the gradient-norm diagnostics")
-    metrics: list[Literal["fid", "modes", "grad_norms"]] = ["fid", "modes", "grad_norms"]
-    cache_dir: str | None = Field(None, description="reference-statistics cache; default ~/.cache/smart")
-    fid_extractor: Literal["auto", "toy-rbf", "classifier", "inception-v3-compat", "inception-torchscript"] = (
-        Field("auto", description="auto: toy-rbf for toy data, classifier for images"))
+    metrics: list[str] = Field(["fid", "modes", "grad_norms"],
+                               description="metrics of every eval, names registered in smart.registry.METRICS")
+    cache_dir: str | None = Field(None, description="reference-statistics cache; default $SMART_CACHE_DIR or "
+                                  "~/.cache/smart")
+    fid_extractor: str = Field("auto", description="FID features, a name registered in smart.registry."
+                               "FID_EXTRACTORS; auto: toy-rbf for toy data, classifier for images")
     extractor_weights: str | None = Field(
         None, description="inception-v3-compat: .pth file (else $SMART_INCEPTION_WEIGHTS); "
         "inception-torchscript: TorchScript .pt (else $SMART_INCEPTION_TORCHSCRIPT)")
@@ -168,48 +203,97 @@ class EvalConfig(_Section):
     reference_samples: int | None = Field(None, ge=100, description="images: real images in the FID "
                                           "reference (default: the whole dataset)")
 
-    def extractor_for(self, data: "DataConfig") -> str:
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, names: list[str]) -> list[str]:
+        for name in names:
+            METRICS.get(name)
+        return names
+
+    @field_validator("fid_extractor")
+    @classmethod
+    def _known_extractor(cls, name: str) -> str:
+        if name != "auto":
+            FID_EXTRACTORS.get(name)
+        return name
+
+    def extractor_for(self, data: DataConfig) -> str:
+        """The configured extractor, or for `auto` the one registered as the data domain's default."""
         if self.fid_extractor != "auto":
             return self.fid_extractor
-        return "toy-rbf" if data.is_toy else "classifier"
+        return next(e.name for e in FID_EXTRACTORS.entries() if e.info.get("default_for") == data.domain)
+
+    def check(self, run: RunConfig) -> None:
+        domain = run.data.domain
+        name = self.extractor_for(run.data)
+        if FID_EXTRACTORS.get(name).info["domain"] != domain:
+            fitting = [e.name for e in FID_EXTRACTORS.entries() if e.info["domain"] == domain]
+            raise ConfigError("eval.fid_extractor", f"{name} does not read {domain} data; use one of "
+                              f"{', '.join(fitting)}")
+        for metric in self.metrics:
+            domains = METRICS.get(metric).info.get("domains", DOMAINS)
+            if domain not in domains:
+                raise needs_domain("eval.metrics", metric, domains)
 
 
-class RunConfig(_Section):
-    data: DataConfig = DataConfig()
-    generator: GeneratorConfig = GeneratorConfig()
-    discriminator: DiscriminatorConfig = DiscriminatorConfig()
-    score: ScoreConfig = ScoreConfig()
+class RunConfig(Section):
+    data: SerializeAsAny[DataConfig] = Field(default_factory=_default("data"))
+    generator: SerializeAsAny[GeneratorConfig] = Field(default_factory=_default("generator"))
+    discriminator: SerializeAsAny[DiscriminatorConfig] = Field(default_factory=_default("discriminator"))
+    score: SerializeAsAny[ScoreConfig] = Field(default_factory=_default("score"))
     regularizer: RegularizerConfig = RegularizerConfig()
     optim: OptimConfig = OptimConfig()
     training: TrainingConfig = TrainingConfig()
     eval: EvalConfig = EvalConfig()
-    seed: int = Field(0, ge=0)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = Field(0, ge=0, description="seed of the run (nets, data order, latents, t and ε)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available")
+    plugins: list[str] = Field([], description="modules imported before the rest of the config is validated, "
+                               "to register their own kinds (datasets, nets, score models, metrics)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _import_plugins(cls, raw: Any) -> Any:
+        plugins = raw.get("plugins", []) if isinstance(raw, dict) else []
+        if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+            raise ConfigError("plugins", f"must be a list of module names, got {plugins!r}")
+        for name in plugins:
+            import_plugin(name)
+        return raw
+
+    @field_validator("data", "generator", "discriminator", "score", mode="before")
+    @classmethod
+    def _tagged(cls, value: Any, info) -> Section:
+        return _select(info.field_name, value)
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> "RunConfig":
+    def _cross_checks(self) -> RunConfig:
         reg, steps = self.regularizer, self.score.num_timesteps
         if reg.t_max >= steps:
-            raise ValueError(f"regularizer.t_max: must be < score.num_timesteps ({steps}), got {reg.t_max}")
+            raise ConfigError("regularizer.t_max", f"must be < score.num_timesteps ({steps}), got {reg.t_max}")
         if reg.t_min > reg.t_max:
-            raise ValueError(f"regularizer.t_min: must be <= regularizer.t_max ({reg.t_max}), got {reg.t_min}")
+            raise ConfigError("regularizer.t_min", f"must be <= regularizer.t_max ({reg.t_max}), got {reg.t_min}")
         if self.training.eval_every_kimg > self.training.kimg:
-            raise ValueError("training.eval_every_kimg: must be <= training.kimg")
-        problem = _toy_checks(self) if self.data.is_toy else _image_checks(self)
-        if problem:
-            raise ValueError(problem)
+            raise ConfigError("training.eval_every_kimg", "must be <= training.kimg")
+        for section in ("generator", "discriminator", "score"):
+            part, tag = getattr(self, section), _TAGGED[section][1]
+            if self.data.domain not in part.domains:
+                raise needs_domain(f"{section}.{tag}", getattr(part, tag), part.domains)
+        for part in (self.data, self.generator, self.discriminator, self.score, self.eval):
+            part.check(self)
         return self
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, raw: Any, overrides: dict[str, Any] | None = None) -> "RunConfig":
-        """Validate a nested mapping (plus dotted overrides); any problem is a ConfigError naming its key."""
+    def from_dict(cls, raw: Any, overrides: dict[str, Any] | None = None) -> RunConfig:
+        """Validate a nested mapping (plus dotted overrides); any problem is a ConfigError naming its key.
+        An override that switches a section's kind/arch keeps only the options the new one has."""
         if raw is None:
             raw = {}
         if not isinstance(raw, dict):
             raise ConfigError("config", f"must be a mapping, got {type(raw).__name__}")
         data = json.loads(json.dumps(raw))  # deep copy; also rejects non-JSON values early
         for key, value in (overrides or {}).items():
+            _switch_kind(data, key, value)
             set_dotted(data, key, value)
         try:
             return cls.model_validate(data)
@@ -223,66 +307,36 @@ class RunConfig(_Section):
         """Dotted-key view (MLflow params, tables)."""
         return flatten(self.to_dict())
 
-    def with_overrides(self, overrides: dict[str, Any]) -> "RunConfig":
+    def with_overrides(self, overrides: dict[str, Any]) -> RunConfig:
         return RunConfig.from_dict(self.to_dict(), overrides)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-def _toy_checks(cfg: RunConfig) -> str | None:
-    """Toy mixtures: MLP nets, the exact score, the RBF extractor."""
-    why = "needs image data (data.kind one of " + ", ".join(IMAGE_KINDS) + ")"
-    if cfg.generator.arch != "mlp":
-        return f"generator.arch: {cfg.generator.arch} {why}"
-    if cfg.discriminator.arch != "mlp":
-        return f"discriminator.arch: {cfg.discriminator.arch} {why}"
-    if cfg.score.kind != "analytic":
-        return f"score.kind: {cfg.score.kind} {why}"
-    if cfg.data.conditional:
-        return "data.conditional: toy mixtures have no labels"
-    if cfg.eval.fid_extractor not in ("auto", "toy-rbf"):
-        return f"eval.fid_extractor: {cfg.eval.fid_extractor} {why}"
-    return None
+def _switch_kind(tree: dict[str, Any], key: str, value: Any) -> None:
+    """Before `generator.arch=stylegan2` lands on a full mlp section, drop the mlp-only options."""
+    section, _, name = key.partition(".")
+    spec, old = _TAGGED.get(section), tree.get(section)
+    if spec is None or name != spec[1] or not isinstance(old, dict) or not isinstance(value, str):
+        return
+    if old.get(name, spec[3]) == value or value not in spec[0]:
+        return
+    fields = spec[0].get(value).config.model_fields
+    tree[section] = {k: v for k, v in old.items() if k in fields}
 
 
-def _image_checks(cfg: RunConfig) -> str | None:
-    data, gen = cfg.data, cfg.generator
-    if data.kind in ("image_folder", "npz", "imagenet64") and not data.path:
-        return f"data.path: required for data.kind {data.kind}"
-    if data.kind == "image_folder" and data.resolution is None:
-        return "data.resolution: required for data.kind image_folder"
-    res = data.image_resolution
-    styled = [a for a in (gen.arch, cfg.discriminator.arch) if a != "mlp"]
-    if styled and res is not None and (res & (res - 1)):
-        return f"data.resolution: {styled[0]} nets need a power of two, got {res}"
-    if data.conditional and gen.arch == "mlp":
-        return "data.conditional: the mlp generator ignores labels; use generator.arch stylegan2 or aurora"
-    if any(r < 4 or r & (r - 1) for r in gen.attn_resolutions):
-        return f"generator.attn_resolutions: powers of two >= 4 expected, got {gen.attn_resolutions}"
-    if cfg.score.kind == "analytic":
-        return "score.kind: analytic needs toy data (ring8, grid25); use diffusers with score.path"
-    if not cfg.score.path:
-        return "score.path: required for score.kind diffusers (a local model dir or a hub id)"
-    if any(c < 8 or c % 8 for c in cfg.score.pretrain.channels) or not cfg.score.pretrain.channels:
-        return f"score.pretrain.channels: multiples of 8 expected, got {cfg.score.pretrain.channels}"
-    if cfg.eval.fid_extractor == "toy-rbf":
-        return "eval.fid_extractor: toy-rbf needs toy data; use classifier, inception-v3-compat or inception-torchscript"
-    if "modes" in cfg.eval.metrics:
-        return "eval.metrics: modes needs toy data; use [fid, grad_norms] for images"
-    return None
-
-
-def _to_config_error(exc: ValidationError) -> ConfigError:
+def _to_config_error(exc: ValidationError, prefix: str = "", kind: str = "") -> ConfigError:
     err = exc.errors()[0]
-    key = ".".join(str(p) for p in err["loc"])
+    inner = (err.get("ctx") or {}).get("error")
+    if isinstance(inner, ConfigError):  # raised by a validator or a nested section: names its key
+        return inner
+    key = ".".join([prefix] * bool(prefix) + [str(p) for p in err["loc"]])
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
-        return ConfigError(key, "unknown key")
+        return ConfigError(key, f"unknown key for {kind}" if kind else "unknown key")
     if err["type"] == "value_error":
         msg = msg.removeprefix("Value error, ")
-        if not key and ": " in msg:  # cross-field checks carry their key in the message
-            key, msg = msg.split(": ", 1)
     if "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], dict):
         msg = f"{msg} (got {err['input']!r})"
     return ConfigError(key or "config", msg)
@@ -314,9 +368,10 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def config_keys() -> set[str]:
-    """Every valid dotted key of a run config."""
-    return set(RunConfig().flat())
+def config_keys(cfg: RunConfig | None = None) -> set[str]:
+    """Every valid dotted key of `cfg` (default: the default config); which keys exist depends on
+    the chosen kinds and archs."""
+    return set((cfg or RunConfig()).flat())
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
@@ -346,3 +401,65 @@ def load_yaml(path: str) -> Any:
         line = f" at line {where.line + 1}" if where is not None else ""
         problem = getattr(exc, "problem", None) or type(exc).__name__
         raise ConfigError(path, f"invalid YAML{line}: {problem}") from None
+
+
+# ---- the key reference (`python -m smart.train --list-keys`) ------------------------------------
+def _type_name(annotation: Any) -> str:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Literal:
+        return " or ".join(json.dumps(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in args)
+    if origin is list:
+        return f"list of {_type_name(args[0])}"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _field_rows(cls: type[BaseModel], prefix: str, skip: str = "") -> list[tuple[str, str, str, str]]:
+    """(key, type, default, description) of a section's fields, nested sections expanded."""
+    rows = []
+    for name, info in cls.model_fields.items():
+        if name == skip:
+            continue
+        key = f"{prefix}{name}"
+        default = info.get_default(call_default_factory=True)
+        if isinstance(default, Section):
+            rows += _field_rows(type(default), key + ".")
+            continue
+        rows.append((key, _type_name(info.annotation), json.dumps(default), info.description or ""))
+    return rows
+
+
+def key_rows() -> list[tuple[str, str, str, str, str]]:
+    """(key, type, default, applies to, description) of every key of every registered kind."""
+    rows: list[tuple[str, str, str, str, str]] = []
+    for section, info in RunConfig.model_fields.items():
+        if section not in _TAGGED:
+            default = info.get_default(call_default_factory=True)
+            if isinstance(default, Section):
+                rows += [(k, t, d, "", s) for k, t, d, s in _field_rows(type(default), section + ".")]
+            else:
+                rows.append((section, _type_name(info.annotation), json.dumps(default), "", info.description or ""))
+            continue
+        registry, tag, base, default_kind = _TAGGED[section]
+        entries = [e for e in registry.entries() if e.config is not None]
+        rows.append((f"{section}.{tag}", " or ".join(e.name for e in entries), json.dumps(default_kind), "",
+                     base.model_fields[tag].description or ""))
+        owners: dict[str, tuple[tuple[str, str, str, str], list[str]]] = {}
+        for entry in entries:
+            for row in _field_rows(entry.config, section + ".", skip=tag):
+                owners.setdefault(row[0], (row, []))[1].append(entry.name)
+        for (key, kind, default, text), names in owners.values():
+            applies = "" if len(names) == len(entries) else f"{section}.{tag}: {', '.join(names)}"
+            rows.append((key, kind, default, applies, text))
+    return rows
+
+
+def keys_markdown() -> str:
+    """The key reference as a Markdown table (the README's table is generated from it)."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = ["| key | type | default | applies to | description |", "|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in key_rows()]
+    return "\n".join(lines)

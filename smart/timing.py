@@ -11,6 +11,7 @@ and the times are host-side (launch) times: a lower bound.
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import torch
 
@@ -28,9 +29,10 @@ class _Mark(torch.autograd.Function):
 
 
 class BranchClock:
-    """Seconds spent in a marked sub-graph, forward (`add`) and backward (marks)."""
+    """Seconds spent in a marked sub-graph, forward (`add`) and backward (marks), on `clock`."""
 
-    def __init__(self):
+    def __init__(self, clock: Callable[[], float] = time.perf_counter):
+        self.clock = clock
         self.seconds = 0.0
         self._backward_start: float | None = None
 
@@ -47,7 +49,7 @@ class BranchClock:
         return _Mark.apply(y, self, "start") if y.requires_grad else y
 
     def _backward_event(self, event: str) -> None:
-        now = time.perf_counter()
+        now = self.clock()
         if event == "start":
             self._backward_start = now
         elif self._backward_start is not None:

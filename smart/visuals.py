@@ -2,8 +2,11 @@
 mixtures a scatter of generated over real points coloured by distance to the real manifold.
 
 `save_snapshot` draws the same latents (and classes) at every call, so that a run's frames and
-the frames of different runs compare sample by sample. Matplotlib's Agg backend: no display."""
+the frames of different runs compare sample by sample. Both read an evaluation context
+(smart.context), never a trainer. Matplotlib's Agg backend: no display."""
 from __future__ import annotations
+
+import math
 
 import matplotlib
 
@@ -15,7 +18,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
-from smart.metrics.toy import OFF_MANIFOLD_STD, ON_MANIFOLD_STD  # noqa: E402
+from smart.metrics.modes import OFF_MANIFOLD_STD, ON_MANIFOLD_STD  # noqa: E402
 
 SNAPSHOT_SEED = 20_240_721  # the fixed latents of every snapshot, whatever the run's seed
 SCATTER_POINTS = 2000
@@ -65,13 +68,19 @@ def save_png(picture, path: str) -> None:
         Image.fromarray(picture).save(path, format="PNG", optimize=True)
 
 
-def save_snapshot(trainer, path: str) -> None:
-    """The EMA generator at this point of training, on the fixed snapshot latents, as a PNG."""
+def picture(ctx, samples: torch.Tensor, title: str = ""):
+    """Samples as a picture: a grid of images, or toy points over real ones coloured by their
+    distance to the real manifold (the same real points, drawn from the snapshot seed, every time)."""
+    if samples.dim() == 4:
+        return image_grid(samples, nrow=max(1, math.ceil(math.sqrt(samples.shape[0]))))
+    samples = samples.cpu()
+    real = ctx.dataset.sample(SCATTER_POINTS, torch.Generator().manual_seed(SNAPSHOT_SEED))
+    dist, _ = ctx.dataset.distance_in_std(samples)
+    return manifold_scatter(samples, real, dist, title)
+
+
+def save_snapshot(ctx, path: str) -> None:
+    """The EMA generator of an evaluation context, on the fixed snapshot latents, as a PNG."""
     generator = torch.Generator().manual_seed(SNAPSHOT_SEED)
-    if len(trainer.dataset.shape) == 3:  # images
-        save_png(image_grid(trainer.generate(GRID_IMAGES, generator=generator)), path)
-        return
-    samples = trainer.generate(SCATTER_POINTS, generator=generator).cpu()
-    real = trainer.dataset.sample(SCATTER_POINTS, torch.Generator().manual_seed(SNAPSHOT_SEED))
-    dist, _ = trainer.dataset.distance_in_std(samples)
-    save_png(manifold_scatter(samples, real, dist, f"kimg {trainer.kimg:g}"), path)
+    count = GRID_IMAGES if len(ctx.dataset.shape) == 3 else SCATTER_POINTS
+    save_png(picture(ctx, ctx.generate(count, generator=generator), f"kimg {ctx.kimg:g}"), path)

@@ -14,7 +14,7 @@ from smart.config import ConfigError
 from smart.data import build_dataset
 from smart.data.images import to_uint8
 from smart.metrics.fid import SampleDataset, SingleLayerExtractor, frechet_distance
-from smart.metrics.image import _reference, fid_setup, prepare_image_fid
+from smart.metrics.frechet import fid_setup, prepare_fid, reference_set
 
 
 class RawFeatures(SingleLayerExtractor):
@@ -65,10 +65,10 @@ class CountingDataset(Dataset):
 def test_reference_statistics_are_cached_once_per_extractor_and_weights(tmp_path):
     cache = tmp_path / "cache"
     cfg = image_config("unused", str(cache), eval={"reference_samples": 600})
-    prepare_image_fid(cfg)  # trains the classifier extractor, caches the reference statistics
+    prepare_fid(cfg)  # trains the classifier extractor, caches the reference statistics
     ds = build_dataset(cfg)
     setup = fid_setup(cfg, ds)
-    reference, name = _reference(cfg, ds, setup)
+    reference, name = reference_set(cfg, ds, setup)
     assert name.startswith("digits-8px-") and len(list(cache.glob(f"{name}*stat*"))) == 1
     real = to_uint8(ds.sample(300, torch.Generator().manual_seed(1)))
     kwargs = dict(extractor=setup.fidelity_name, layer=setup.layer, cache_dir=str(cache), cuda=False,
@@ -81,8 +81,8 @@ def test_reference_statistics_are_cached_once_per_extractor_and_weights(tmp_path
     assert counted.reads == 0 and 0 <= fid_real < fid_noise / 5
     # other weights, other name: the cache key holds a hash of the extractor's weights
     other = type(setup)(**{**setup.__dict__, "weights_hash": "0" * 16})
-    assert _reference(cfg, ds, other)[1] != name
-    assert _reference(cfg.with_overrides({"eval.reference_samples": 700}), ds, setup)[1] != name
+    assert reference_set(cfg, ds, other)[1] != name
+    assert reference_set(cfg.with_overrides({"eval.reference_samples": 700}), ds, setup)[1] != name
 
 
 def test_torchscript_extractor_loads_a_file(tmp_path):
@@ -91,10 +91,10 @@ def test_torchscript_extractor_loads_a_file(tmp_path):
     torch.jit.script(net).save(str(path))
     cfg = image_config("unused", str(tmp_path / "cache"), eval={
         "fid_extractor": "inception-torchscript", "extractor_weights": str(path), "reference_samples": 100})
-    prepare_image_fid(cfg)
+    prepare_fid(cfg)
     ds = build_dataset(cfg)
     setup = fid_setup(cfg, ds)
-    reference, name = _reference(cfg, ds, setup)
+    reference, name = reference_set(cfg, ds, setup)
     assert setup.rgb and reference[0].shape == (3, 8, 8)  # grey digits repeated to RGB
     same = torch.stack([reference[i] for i in range(len(reference))])
     fid = frechet_distance(SampleDataset(same, len(same)), reference, reference_cache=name,
@@ -108,10 +108,10 @@ def test_inception_offline_says_exactly_what_to_set(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     cfg = image_config("unused", str(tmp_path / "cache"), eval={"fid_extractor": "inception-v3-compat"})
     with pytest.raises(ConfigError) as err:
-        prepare_image_fid(cfg)
+        prepare_fid(cfg)
     assert err.value.key == "eval.extractor_weights"
     assert "$SMART_INCEPTION_WEIGHTS" in err.value.why and "weights-inception-2015-12-05-6726825d.pth" in err.value.why
     bad = tmp_path / "bad.pth"
     torch.save({"layer": torch.nn.Linear(2, 2)}, bad)  # a pickled module, not a plain state dict
     with pytest.raises(ConfigError, match="not a plain torch state dict"):
-        prepare_image_fid(cfg.with_overrides({"eval.extractor_weights": str(bad)}))
+        prepare_fid(cfg.with_overrides({"eval.extractor_weights": str(bad)}))

@@ -4,7 +4,7 @@ MoE-specific checks live in test_nets_aurora.py."""
 import pytest
 import torch
 
-from smart.losses import AdversarialLoss
+from smart.losses import AdversarialLoss, R1Penalty
 from smart.nets.aurora import AuroraGenerator
 from smart.nets.layers import ModulatedConv2d
 from smart.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator, minibatch_std
@@ -156,7 +156,7 @@ def test_r1_double_backward_through_discriminator():
     torch.manual_seed(0)
     D = make_d(16, num_classes=10)
     real, labels = torch.randn(6, 3, 16, 16), torch.randint(0, 10, (6,))
-    penalty = AdversarialLoss(r1_gamma=1.0).r1(D, real, labels)
+    penalty = R1Penalty(1.0)(D, real, labels)
     assert penalty.requires_grad and penalty > 0
     penalty.backward()
     # ∇_x D does not depend on biases behind only piecewise-linear layers, so R1 reaches the weights.

@@ -6,7 +6,7 @@ import torch
 from diffusers import DDPMScheduler
 
 from smart.data.toy import grid25, ring8
-from smart.score import AnalyticMixtureScore
+from smart.score.analytic import AnalyticMixtureScore
 from smart.score.schedule import Schedule
 
 

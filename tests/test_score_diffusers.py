@@ -80,7 +80,8 @@ def test_missing_and_mismatched_models_are_config_errors(tmp_path):
 
 def test_pretrain_cli_writes_a_loadable_class_conditional_model(tmp_path, capsys):
     out = tmp_path / "score"
-    argv = ["--data", "digits", "--out", str(out), "--steps", "4", "--batch-size", "8", "--widths", "8,16"]
+    argv = ["--data", "digits", "--out", str(out), "--set", "score.pretrain.steps=4", "--set", "score.pretrain.batch_size=8",
+            "--set", "score.pretrain.channels=[8, 16]"]
     assert pretrain_main(argv) == 0
     meta = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert meta["null_class"] == 10 and meta["steps"] == 4

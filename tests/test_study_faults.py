@@ -13,7 +13,6 @@ from smart.config import RunConfig
 from smart.loop import Trainer
 from study_files import write_study
 from tuning.run_study import main
-from tuning.trainable import release
 
 SECRET = "sk-test-9f3b1c7d2e"
 
@@ -75,12 +74,12 @@ def test_two_worker_trial_runs_under_ray_train(ray_session, tmp_path, capsys):
     assert [m.step for m in client.get_metric_history(child.info.run_id, "fid")] == [4, 8]
 
 
-def test_release_frees_a_trial_held_by_a_traceback():
+def test_close_frees_a_trial_held_by_a_traceback():
     trainer = Trainer(RunConfig.from_dict({"training": {"kimg": 1.0, "eval_every_kimg": 1.0}}))
     generator = weakref.ref(trainer.G)
     try:
         raise SystemExit(0)  # how Tune stops a function trainable
     except SystemExit as exc:
         kept = exc  # a traceback that still references this frame and the trainer
-    release(trainer)
+    trainer.close()
     assert generator() is None and kept is not None

@@ -7,7 +7,7 @@ import torch
 from smart.config import RunConfig
 from smart.data.toy import TOY_MIXTURES
 from smart.metrics.fid import SampleDataset, ToyRBFExtractor, frechet_distance
-from smart.metrics.toy import mode_stats
+from smart.metrics.modes import mode_stats
 
 N = 10_000
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from smart.config import RunConfig
 from smart.loop import Trainer
-from smart.metrics.toy import OFF_MANIFOLD_STD, ON_MANIFOLD_STD
+from smart.metrics.modes import OFF_MANIFOLD_STD, ON_MANIFOLD_STD
 from smart.visuals import (NEAR_COLOUR, OFF_COLOUR, ON_COLOUR, image_grid, manifold_scatter, save_png,
                            save_snapshot)
 
@@ -47,12 +47,12 @@ def test_manifold_scatter_colours_points_by_distance(tmp_path):
 
 def test_snapshot_uses_fixed_latents(tmp_path):
     trainer = Trainer(RunConfig.from_dict({}, SHORT))
-    save_snapshot(trainer, str(tmp_path / "a.png"))
-    save_snapshot(trainer, str(tmp_path / "b.png"))
+    save_snapshot(trainer.context(), str(tmp_path / "a.png"))
+    save_snapshot(trainer.context(), str(tmp_path / "b.png"))
     a, b = (np.asarray(Image.open(tmp_path / n)) for n in ("a.png", "b.png"))
     assert a.shape[2] in (3, 4) and (a == b).all()
     trainer.train()
-    save_snapshot(trainer, str(tmp_path / "c.png"))
+    save_snapshot(trainer.context(), str(tmp_path / "c.png"))
     assert not (np.asarray(Image.open(tmp_path / "c.png")) == a).all()
 
 

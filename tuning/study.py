@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from smart.config import ConfigError, RunConfig, config_keys, load_yaml, set_dotted
+from smart.metrics import reported_metrics
 
 Scalar = Union[bool, int, float, str]
 
@@ -289,7 +290,7 @@ def _validate_values(base: RunConfig, where: str, overrides: dict) -> None:
 
 
 def _check_search(spec: StudySpec, base: RunConfig) -> list[dict]:
-    valid = config_keys()
+    valid = config_keys(base)
     seen: set[str] = set()
     for key, entry in spec.search.items():
         for k in entry.keys(key):
@@ -355,10 +356,16 @@ def load_study(path: str, profile: str | None = None, sets: list[tuple[str, Any]
         base = RunConfig.from_dict(spec.config)
     except ConfigError as exc:
         raise ConfigError(f"config.{exc.key}", exc.why) from None
-    for name, overrides in spec.profiles.items():
-        for key in overrides:
-            if key.split(".", 1)[0] not in _STUDY_SECTIONS and key not in config_keys():
-                raise ConfigError(f"profiles.{name}.{key}", "not a study or run config key")
+    for name, overrides in spec.profiles.items():  # each profile must make a valid run config
+        run_keys = {k: v for k, v in overrides.items() if k.split(".", 1)[0] not in _STUDY_SECTIONS}
+        try:
+            base.with_overrides(run_keys)
+        except ConfigError as exc:
+            raise ConfigError(f"profiles.{name}.{exc.key}", exc.why) from None
+    reported = reported_metrics(base)
+    if spec.objective.metric not in reported:
+        raise ConfigError("objective.metric", f"{spec.objective.metric!r} is not reported by this run (it reports: "
+                                              f"{', '.join(sorted(reported))})")
     sched = spec.scheduler
     if sched.kind == "asha" and sched.time_attr == "kimg" and sched.grace_period > (sched.max_t or base.training.kimg):
         raise ConfigError("scheduler.grace_period", f"must be <= max_t ({sched.max_t or base.training.kimg:g} kimg)")

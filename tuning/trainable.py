@@ -12,7 +12,6 @@ Lives in the installed package because Ray workers import it by name.
 """
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import os
@@ -22,12 +21,12 @@ from typing import Callable
 import torch
 from ray import tune
 
+from smart.checkpoint import TRIAL_CHECKPOINT as CHECKPOINT_FILE
 from smart.config import RunConfig
 from smart.loop import Trainer, TrainingDiverged
 from smart.visuals import save_snapshot
 from tuning.live_metrics import TrialGauges
 
-CHECKPOINT_FILE = "trainer.pt"
 DIVERGED = "diverged"  # result key: 1.0 when the trial's losses became NaN/inf
 SNAPSHOT_PREFIX = "snapshot-kimg"
 
@@ -44,17 +43,6 @@ def wants_snapshot(trainer: Trainer, every: int) -> bool:
 
 def worst_value(mode: str) -> float:
     return math.inf if mode == "min" else -math.inf
-
-
-def release(trainer: Trainer | None) -> None:
-    """Free a trial's memory now, even while a traceback still holds the trainer (ASHA stops a
-    function trainable by raising SystemExit inside it), so the next trial on this GPU share or
-    reused actor starts from free memory."""
-    if trainer is not None:
-        trainer.__dict__.clear()
-    gc.collect()
-    if torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
 
 
 def run_trial(cfg: RunConfig, *, metric: str, mode: str, report: Callable, checkpoint,
@@ -75,7 +63,7 @@ def run_trial(cfg: RunConfig, *, metric: str, mode: str, report: Callable, check
         with tempfile.TemporaryDirectory() as tmp:
             trainer.save(os.path.join(tmp, CHECKPOINT_FILE))  # every rank: it gathers the RNG streams
             if trainer.rank == 0 and wants_snapshot(trainer, snapshot_every):
-                save_snapshot(trainer, os.path.join(tmp, snapshot_name(trainer.kimg)))
+                save_snapshot(trainer.context(), os.path.join(tmp, snapshot_name(trainer.kimg)))
             report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp) if trainer.rank == 0 else None)
 
     try:
@@ -89,7 +77,10 @@ def run_trial(cfg: RunConfig, *, metric: str, mode: str, report: Callable, check
             report({"kimg": round(trainer.kimg, 3), metric: worst_value(mode), DIVERGED: 1.0,
                     "diverged_reason": str(exc)})
     finally:
-        release(trainer)
+        # free the trial's memory now, even while a traceback still holds the trainer (ASHA stops a
+        # trial by raising SystemExit in it), so the next trial on this GPU share starts clean
+        if trainer is not None:
+            trainer.close()
 
 
 def train_trial(config: dict, *, base: dict, metric: str, mode: str, threads: int, study: str = "",

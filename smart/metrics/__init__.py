@@ -1,29 +1,89 @@
-"""Metrics registry: each metric is a function (trainer, samples) -> dict of named values, with an
-optional `prepare(cfg)` that computes what every run shares (reference statistics, extractors)
-once, up front. Toy and image data register their own implementations under the same names."""
+"""Metrics: their interface, the built-in metrics and FID extractors, and the names a run reports.
+
+Declarations only (no torch import). A metric is registered in smart.registry.METRICS as
+
+    METRICS.register(name, fn, reports={...} or reports(cfg) -> set, prepare=prepare(cfg),
+                     domains=("toy", "image"))
+
+with `fn(ctx: EvalContext, samples) -> {name: value}` (smart.context.EvalContext: the generators,
+D, the objective's loss terms, the dataset, the run config; samples: the EMA generator's
+eval.num_samples), `reports` the names fn returns for a config (default {name}), `prepare` the
+shared work done once before any run (reference statistics) and `domains` the data it applies to.
+An FID extractor is registered in FID_EXTRACTORS as `setup(cfg, dataset) -> FidSetup`
+(smart.metrics.frechet) with `domain=` the data it reads and `default_for=` the domain whose
+`eval.fid_extractor: auto` it is.
+"""
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Protocol
 
-METRICS: dict[str, dict[str, Callable]] = {"toy": {}, "image": {}}
-PREPARERS: dict[str, dict[str, Callable]] = {"toy": {}, "image": {}}
+from smart.phases import loss_names
+from smart.registry import FID_EXTRACTORS, METRICS, resolve
+
+if TYPE_CHECKING:
+    import torch
+
+    from smart.config import RunConfig
+    from smart.context import EvalContext
+
+TRAINER_STATS = ("kimg_per_s", "smart_share", "sec_per_eval")  # the trainer's own, beside kimg and the losses
 
 
-def register(name: str, prepare: Callable | None = None, domain: str = "toy"):
-    def wrap(fn):
-        METRICS[domain][name] = fn
-        if prepare is not None:
-            PREPARERS[domain][name] = prepare
-        return fn
-    return wrap
+class Metric(Protocol):
+    """`fn(ctx, samples) -> {name: value}` for every name its registration `reports` for the run's
+    config; `prepare(cfg)`, if registered, has already run once (reference statistics, extractors)."""
+
+    def __call__(self, ctx: EvalContext, samples: torch.Tensor) -> dict[str, float]: ...
 
 
-def compute_metrics(names, trainer, samples) -> dict[str, float]:
-    registry = METRICS[trainer.dataset.domain]
+def metric_names(name: str, cfg: RunConfig) -> set[str]:
+    """The names metric `name` reports for `cfg`."""
+    entry = METRICS.get(name)
+    reports = entry.info.get("reports", {name})
+    return set(reports(cfg) if callable(reports) else reports)
+
+
+def reported_metrics(cfg: RunConfig) -> set[str]:
+    """Every name an eval of a run of `cfg` reports: its metrics', the losses', the trainer's."""
+    names = {"kimg", *TRAINER_STATS, *loss_names(cfg)}
+    for name in cfg.eval.metrics:
+        names |= metric_names(name, cfg)
+    return names
+
+
+def compute_metrics(names, ctx: EvalContext, samples) -> dict[str, float]:
     out: dict[str, float] = {}
     for name in names:
-        out.update(registry[name](trainer, samples))
+        out.update(METRICS.get(name).load()(ctx, samples))
     return out
 
 
-from smart.metrics import image, toy  # noqa: E402,F401  (register the metrics)
+def prepare_metrics(cfg: RunConfig) -> None:
+    """Each configured metric's shared, cached work (reference statistics, extractors), once, up front."""
+    for name in cfg.eval.metrics:
+        prepare = METRICS.get(name).info.get("prepare")
+        if prepare is not None:
+            resolve(prepare)(cfg)
+
+
+def _fid_reports(cfg: RunConfig) -> set[str]:
+    image = FID_EXTRACTORS.get(cfg.eval.extractor_for(cfg.data)).info["domain"] == "image"
+    return {"fid", "fid_samples", "fid_extractor"} if image else {"fid"}
+
+
+def _grad_reports(cfg: RunConfig) -> set[str]:
+    if cfg.data.domain == "toy":  # toy kinds measure the distance to the manifold
+        return {f"grad_{term}_{side}" for term in ("adv", "smart") for side in ("on", "off")}
+    return {"grad_adv", "grad_smart"}
+
+
+METRICS.register("fid", "smart.metrics.frechet:fid", prepare="smart.metrics.frechet:prepare_fid",
+                 reports=_fid_reports)
+METRICS.register("modes", "smart.metrics.modes:modes", domains=("toy",),
+                 reports={"modes_covered", "hq_ratio", "off_manifold_ratio"})
+METRICS.register("grad_norms", "smart.metrics.gradients:grad_norms", reports=_grad_reports)
+
+FID_EXTRACTORS.register("toy-rbf", "smart.metrics.frechet:toy_rbf", domain="toy", default_for="toy")
+FID_EXTRACTORS.register("classifier", "smart.metrics.frechet:classifier", domain="image", default_for="image")
+FID_EXTRACTORS.register("inception-v3-compat", "smart.metrics.frechet:inception_v3_compat", domain="image")
+FID_EXTRACTORS.register("inception-torchscript", "smart.metrics.frechet:inception_torchscript", domain="image")

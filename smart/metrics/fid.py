@@ -13,6 +13,8 @@ from torch_fidelity.metric_fid import fid_input_id_to_statistics_cached
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 from torch_fidelity.utils import create_feature_extractor
 
+from smart import progress
+
 
 class ToyRBFExtractor(FeatureExtractorBase):
     """Fixed feature space for 2-D points: Gaussian bumps on a 12×12 grid over [-1.5, 1.5]² plus the
@@ -110,13 +112,14 @@ def cache_name(*parts: str) -> str:
     return f"{parts[0]}-{digest}"
 
 
-def _fidelity_kwargs(reference, reference_cache, cache_dir, cuda, batch_size, extractor, layer, weights_path):
+def _fidelity_kwargs(reference, reference_cache, cache_dir, cuda, batch_size, extractor, layer, weights_path,
+                     verbose=False):
     cache_dir = cache_dir or default_cache_dir()
     os.makedirs(cache_dir, exist_ok=True)
     return dict(
         input2=reference, fid=True, cuda=cuda, batch_size=batch_size, feature_extractor=extractor,
         feature_layer_fid=layer, cache=reference_cache is not None, cache_root=cache_dir,
-        input2_cache_name=reference_cache, save_cpu_ram=True, verbose=False,
+        input2_cache_name=reference_cache, save_cpu_ram=True, verbose=verbose,
         feature_extractor_weights_path=weights_path,
     )
 
@@ -125,8 +128,9 @@ def reference_statistics(reference: Dataset, *, extractor: str, layer: str, refe
                          cache_dir: str | None, cuda: bool, batch_size: int = 1000,
                          weights_path: str | None = None) -> dict:
     """Compute (or load from the cache) the reference's FID statistics, so that trials later only
-    extract features of their own samples."""
-    kwargs = _fidelity_kwargs(reference, reference_cache, cache_dir, cuda, batch_size, extractor, layer, weights_path)
+    extract features of their own samples. torch-fidelity's progress shows where a person watches."""
+    kwargs = _fidelity_kwargs(reference, reference_cache, cache_dir, cuda, batch_size, extractor, layer, weights_path,
+                              verbose=progress.enabled())
     feat = create_feature_extractor(extractor, [layer], **kwargs)
     return fid_input_id_to_statistics_cached(2, feat, layer, **kwargs)
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from smart.nets.layers import EqualLinear
-from smart.nets.stylegan2 import StyleGenerator
+from smart.nets.stylegan2 import StyleGenerator, style_options
 
 
 def load_balancing_loss(probs: torch.Tensor, expert_index: torch.Tensor) -> torch.Tensor:
@@ -138,3 +138,9 @@ class AuroraGenerator(StyleGenerator):
             m.aux_loss = None
         self._aux_loss = torch.stack(losses).sum() if losses else img.new_zeros(())
         return img
+
+
+def generator(cfg, sample_shape, num_classes: int = 0) -> AuroraGenerator:
+    """The registered builder of generator.arch aurora."""
+    return AuroraGenerator(**style_options(cfg, sample_shape, num_classes), num_experts=cfg.num_experts,
+                           attn_resolutions=tuple(cfg.attn_resolutions), num_heads=cfg.num_heads)

@@ -35,3 +35,13 @@ class MLPDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x.flatten(1)).squeeze(1)
+
+
+def generator(cfg, sample_shape, num_classes: int = 0) -> MLPGenerator:
+    """The registered builder of generator.arch mlp."""
+    return MLPGenerator(cfg.z_dim, sample_shape, cfg.hidden, cfg.layers)
+
+
+def discriminator(cfg, sample_shape, num_classes: int = 0) -> MLPDiscriminator:
+    """The registered builder of discriminator.arch mlp."""
+    return MLPDiscriminator(sample_shape, cfg.hidden, cfg.layers)

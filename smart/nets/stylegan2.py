@@ -219,3 +219,22 @@ class StyleGAN2Discriminator(nn.Module):
             e = self.embed(class_vector(labels, self.num_classes, h.dtype))
             logit = logit + (e * h).sum(dim=1) / math.sqrt(h.shape[1])
         return logit
+
+
+def style_options(cfg, sample_shape, num_classes: int) -> dict:
+    """The keyword arguments every style-based generator takes from its config section."""
+    return dict(z_dim=cfg.z_dim, w_dim=cfg.w_dim, img_resolution=sample_shape[-1], img_channels=sample_shape[0],
+                num_classes=num_classes, channel_base=cfg.channel_base, channel_max=cfg.channel_max,
+                mapping_layers=cfg.mapping_layers)
+
+
+def generator(cfg, sample_shape, num_classes: int = 0) -> StyleGAN2Generator:
+    """The registered builder of generator.arch stylegan2."""
+    return StyleGAN2Generator(**style_options(cfg, sample_shape, num_classes))
+
+
+def discriminator(cfg, sample_shape, num_classes: int = 0) -> StyleGAN2Discriminator:
+    """The registered builder of discriminator.arch stylegan2."""
+    return StyleGAN2Discriminator(img_resolution=sample_shape[-1], img_channels=sample_shape[0],
+                                  num_classes=num_classes, channel_base=cfg.channel_base,
+                                  channel_max=cfg.channel_max, mbstd_group=cfg.mbstd_group)

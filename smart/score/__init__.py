@@ -1,51 +1,84 @@
-"""Frozen score models: a noise schedule plus ε(x_t, t, labels)."""
+"""Frozen score models ε_θ: the `score` config sections of the built-in kinds and building one.
+
+Declarations only (no torch import); the interface is `smart.score.base.ScoreModel`, the builders,
+`builder(cfg: RunConfig, dataset) -> ScoreModel`, live in analytic.py and unet.py. A new kind is one
+registration: `SCORE_MODELS.register("mine", build, config=MyScoreConfig)` (a ScoreConfig subclass).
+"""
 from __future__ import annotations
 
-import torch
-from torch import nn
+import os
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-from smart.score.schedule import Schedule
+from pydantic import Field, field_validator
 
+from smart.config import ConfigError, ScoreConfig, Section
+from smart.registry import SCORE_MODELS
 
-class ScoreModel(nn.Module):
-    """Protocol: `schedule` and `eps(x_t, t, labels)`. Always frozen: eval mode, no parameter grads,
-    but differentiable with respect to x_t (SMaRt's Jacobian mode backpropagates through it)."""
-
-    schedule: Schedule
-
-    def eps(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        raise NotImplementedError
-
-    def freeze(self) -> "ScoreModel":
-        self.eval()
-        self.requires_grad_(False)
-        return self
-
-    def train(self, mode: bool = True) -> "ScoreModel":  # a frozen model never leaves eval mode
-        return super().train(False)
+if TYPE_CHECKING:
+    from smart.config import RunConfig
+    from smart.score.base import ScoreModel
 
 
-class AnalyticMixtureScore(ScoreModel):
-    """Ground-truth ε* of a Gaussian mixture under the schedule (the paper's toy example)."""
+class AnalyticScoreConfig(ScoreConfig):
+    """The exact ε* of a toy dataset under `schedule`."""
 
-    def __init__(self, mixture, schedule: Schedule):
-        super().__init__()
-        self.mixture = mixture
-        self.schedule = schedule
-
-    def eps(self, x_t, t, labels=None):
-        alpha, sigma = self.schedule.alpha_sigma(t, x_t.dtype)
-        return self.mixture.eps(x_t, alpha, sigma)
+    domains: ClassVar[tuple[str, ...]] = ("toy",)
 
 
-def build_score_model(cfg, dataset) -> ScoreModel:
-    """The frozen ε_θ named by `cfg.score`: the exact mixture score, or a diffusers UNet."""
-    if cfg.score.kind == "diffusers":
-        from smart.score.unet import build_diffusers_score
+class PretrainConfig(Section):
+    """A small class-conditional DDPM that `prepare_assets` (or `python -m smart.score.pretrain`)
+    trains into score.path when it is missing."""
 
-        return build_diffusers_score(cfg, dataset)
-    schedule = Schedule.named(cfg.score.schedule, cfg.score.num_timesteps)
-    return AnalyticMixtureScore(dataset, schedule).freeze()
+    steps: int = Field(0, ge=0, description="training steps; 0: never pretrain (a missing score model is an error)")
+    batch_size: int = Field(64, ge=1, description="images per pretraining step")
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate (cosine schedule with warm-up)")
+    channels: list[int] = Field([32, 64, 64], description="UNet block widths, one per resolution level "
+                                "(multiples of 8)")
+    layers_per_block: int = Field(1, ge=1, description="resnet layers per UNet block")
+    seed: int = Field(0, ge=0, description="seed of the pretraining run")
+
+    @field_validator("channels")
+    @classmethod
+    def _multiples_of_8(cls, widths: list[int]) -> list[int]:
+        if not widths or any(c < 8 or c % 8 for c in widths):
+            raise ValueError("multiples of 8 expected")
+        return widths
 
 
-__all__ = ["ScoreModel", "AnalyticMixtureScore", "Schedule", "build_score_model"]
+class DiffusersScoreConfig(ScoreConfig):
+    """A frozen diffusers UNet2DModel and its scheduler (smart/score/unet.py)."""
+
+    domains: ClassVar[tuple[str, ...]] = ("image",)
+    path: str | None = Field(None, description="local save_pretrained dir (unet/ + scheduler/, or the dir "
+                             "itself) or a hub id when online")
+    prediction: Literal["auto", "epsilon", "v_prediction"] = Field(
+        "auto", description="what the UNet predicts; auto: the scheduler config's prediction_type")
+    learned_variance: bool | None = Field(None, description="UNet outputs 2C channels (ε first); "
+                                          "None: when out_channels == 2·in_channels")
+    autocast: Literal["none", "bf16", "fp16"] = Field("none", description="score-model autocast on CUDA")
+    pretrain: PretrainConfig = PretrainConfig()
+
+    def check(self, run: RunConfig) -> None:
+        if not self.path:
+            raise ConfigError("score.path", "required for score.kind diffusers (a local model dir or a hub id)")
+
+
+def is_hub_id(path: str) -> bool:
+    """`owner/name` that is not a local path: score.path names a model on the Hugging Face hub."""
+    parts = path.split("/")
+    return len(parts) == 2 and all(parts) and not path.startswith((".", "~")) and not os.path.exists(parts[0])
+
+
+def missing_model_error(path: str) -> ConfigError:
+    return ConfigError("score.path", f"no score model at {path}; pretrain one with `python -m smart.score.pretrain "
+                       f"CONFIG.yaml --set score.pretrain.steps=3000 --out {path}` or set score.pretrain.steps to "
+                       "have it trained up front")
+
+
+def build_score_model(cfg: RunConfig, dataset) -> ScoreModel:
+    """The frozen ε_θ named by `cfg.score`."""
+    return SCORE_MODELS.get(cfg.score.kind).load()(cfg, dataset)
+
+
+SCORE_MODELS.register("analytic", "smart.score.analytic:build", config=AnalyticScoreConfig)
+SCORE_MODELS.register("diffusers", "smart.score.unet:build_diffusers_score", config=DiffusersScoreConfig)

@@ -1,14 +1,21 @@
-"""`python -m smart.score.pretrain --data digits --out DIR [...]`: train a small class-conditional
-DDPM (`UNet2DModel` + diffusers' `DDPMScheduler`) on a dataset and save it in the layout the
-diffusers score backend loads, so that every study runs offline.
+"""`python -m smart.score.pretrain CONFIG.yaml [--set key=value ...] [--out DIR]`: train a small
+class-conditional DDPM (`UNet2DModel` + diffusers' `DDPMScheduler`) on a dataset and save it in the
+layout the diffusers score backend loads, so that every study runs offline.
+
+CONFIG is a run config or a study file (its `config:` section), with the same `--set` keys as
+everything else: the data (data.*), the schedule (score.schedule, score.num_timesteps,
+score.prediction) and the pretraining (score.pretrain.steps, .channels, .batch_size, ...). --out
+(default score.path) is the new model directory. `--data KIND` sets data.kind; without CONFIG the
+run config is just that dataset and a diffusers score model, e.g.
+`python -m smart.score.pretrain --data digits --set score.pretrain.steps=1500 --out runs/score/digits-8px`.
 
 Labels are dropped 10% of the time into an extra "null" class, so one model serves conditional and
 unconditional GANs. The directory appears atomically (written to a temp dir, then renamed).
 """
 from __future__ import annotations
 
-import argparse
 import json
+import logging
 import os
 import shutil
 import sys
@@ -16,16 +23,22 @@ import time
 
 import torch
 import torch.nn.functional as F
+from diffusers import DDPMScheduler, UNet2DModel
+from diffusers.optimization import get_cosine_schedule_with_warmup
+from diffusers.training_utils import EMAModel
 
-from smart.config import ConfigError, RunConfig, parse_assignment
+from smart import cli, progress
+from smart.config import RunConfig
+from smart.data import build_dataset
+from smart.errors import ConfigError
+from smart.score.schedule import DIFFUSERS_NAMES
 from smart.score.unet import META_FILE
 
+log = logging.getLogger(__name__)
 LABEL_DROPOUT = 0.1
 
 
 def make_unet(resolution: int, channels: int, widths, layers_per_block: int, num_class_embeds: int | None):
-    from diffusers import UNet2DModel
-
     if resolution % 2 ** (len(widths) - 1):
         raise ConfigError("score.pretrain.channels", f"{len(widths)} levels need a resolution divisible by "
                           f"{2 ** (len(widths) - 1)}, got {resolution}")
@@ -35,14 +48,8 @@ def make_unet(resolution: int, channels: int, widths, layers_per_block: int, num
                        norm_num_groups=8, num_class_embeds=num_class_embeds)
 
 
-def pretrain(cfg: RunConfig, dataset, out: str, log=print) -> dict:
+def pretrain(cfg: RunConfig, dataset, out: str) -> dict:
     """Train per `cfg.score` (schedule, num_timesteps, prediction, pretrain.*) on `dataset`; save to `out`."""
-    from diffusers import DDPMScheduler
-    from diffusers.optimization import get_cosine_schedule_with_warmup
-    from diffusers.training_utils import EMAModel
-
-    from smart.score.schedule import DIFFUSERS_NAMES
-
     s, p = cfg.score, cfg.score.pretrain
     if os.path.exists(out):
         raise ConfigError("--out", f"{out} already exists; choose another directory or remove it")
@@ -58,6 +65,7 @@ def pretrain(cfg: RunConfig, dataset, out: str, log=print) -> dict:
     lr_sched = get_cosine_schedule_with_warmup(opt, min(200, p.steps // 10), p.steps)
     ema = EMAModel(unet.parameters(), use_ema_warmup=True, power=2 / 3)
     start, recent = time.perf_counter(), []
+    bar = progress.bar(p.steps, "score pretraining")
     for step in range(p.steps):
         idx = torch.randint(len(dataset), (p.batch_size,), generator=gen)
         x0 = dataset.uint8(idx.numpy()).float() / 127.5 - 1
@@ -76,9 +84,11 @@ def pretrain(cfg: RunConfig, dataset, out: str, log=print) -> dict:
         lr_sched.step()
         ema.step(unet.parameters())
         recent = (recent + [float(loss.detach())])[-100:]
+        bar.update()
         if (step + 1) % max(1, p.steps // 10) == 0 or step + 1 == p.steps:
-            log(f"pretrain step {step + 1}/{p.steps} loss {sum(recent) / len(recent):.4f} "
-                f"({time.perf_counter() - start:.0f}s)")
+            log.info("pretrain step %d/%d loss %.4f (%.0fs)", step + 1, p.steps, sum(recent) / len(recent),
+                     time.perf_counter() - start)
+    bar.close()
     ema.copy_to(unet.parameters())
     meta = {"null_class": null_class, "data": dataset.cache_key(), "steps": p.steps,
             "final_loss": sum(recent) / len(recent) if recent else None, "settings": p.model_dump(),
@@ -102,61 +112,45 @@ def save_atomically(unet, scheduler, meta: dict, out: str) -> None:
             raise
 
 
-def pretrain_config(args) -> RunConfig:
-    """A run config carrying the data and score sections the command line describes."""
-    data = {"kind": args.data}
-    for key in ("path", "resolution", "channels"):
-        if getattr(args, key) is not None:
-            data[key] = getattr(args, key)
-    pre = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-           "channels": [int(c) for c in args.widths.split(",")], "layers_per_block": args.layers_per_block}
-    raw = {"data": data, "eval": {"metrics": ["fid", "grad_norms"]},
-           "score": {"kind": "diffusers", "path": args.out, "schedule": args.schedule,
-                     "num_timesteps": args.timesteps, "prediction": args.prediction, "pretrain": pre}}
-    return RunConfig.from_dict(raw, dict(parse_assignment(a) for a in args.sets))
+def pretrain_config(args) -> tuple[RunConfig, str]:
+    """The run config the command line describes, and the key that names the output directory."""
+    if args.config is None and args.data is None:
+        raise ConfigError("usage", "give a run config or study file, or --data KIND")
+    sets = cli.overrides(args.sets)
+    if args.data is not None:
+        sets["data.kind"] = args.data
+    out = {"score.path": args.out} if args.out is not None else {}
+    if args.config is None:
+        if not out:
+            raise ConfigError("--out", "required with --data alone: the new model directory")
+        cfg = RunConfig.from_dict({"score": {"kind": "diffusers"}, "eval": {"metrics": []}}, {**sets, **out})
+    else:
+        cfg = cli.run_config(args.config, sets)
+        if cfg.score.kind != "diffusers":
+            raise ConfigError("score.kind", f"score pretraining writes a diffusers UNet; the config has {cfg.score.kind}")
+        cfg = cfg.with_overrides(out)
+    if cfg.score.pretrain.steps == 0:
+        raise ConfigError("score.pretrain.steps", "0 trains nothing; set it, e.g. --set score.pretrain.steps=3000")
+    return cfg, "--out" if out else "score.path"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise ConfigError("usage", message)
-
-
-def _parser():
-    p = _Parser(prog="python -m smart.score.pretrain", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", required=True, help="data.kind (digits, mnist5k, fashion_mnist, ...)")
-    p.add_argument("--out", required=True, help="new model directory")
-    p.add_argument("--path", help="data.path")
-    p.add_argument("--resolution", type=int, help="data.resolution")
-    p.add_argument("--channels", type=int, help="data.channels (1 or 3)")
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--widths", default="32,64,64", help="UNet block widths, comma-separated")
-    p.add_argument("--layers-per-block", type=int, default=1)
-    p.add_argument("--schedule", default="cosine", help="linear or cosine")
-    p.add_argument("--timesteps", type=int, default=1000)
-    p.add_argument("--prediction", default="epsilon", help="epsilon or v_prediction")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other run-config key, e.g. data.path=...")
-    return p
+def _main(argv) -> int:
+    p = cli.parser("python -m smart.score.pretrain", __doc__)
+    p.add_argument("config", nargs="?", help="run config or study YAML (optional with --data)")
+    p.add_argument("--data", help="data.kind (digits, mnist5k, fashion_mnist, image_folder, npz, imagenet64)")
+    p.add_argument("--out", help="new model directory (default: score.path)")
+    cli.add_set_option(p, "score.pretrain.steps=1500")
+    cfg, out_key = pretrain_config(p.parse_args(argv))
+    out = cfg.score.path
+    if os.path.exists(out):
+        raise ConfigError(out_key, f"{out} already exists; choose another directory or remove it")
+    meta = pretrain(cfg, build_dataset(cfg), out)
+    print(json.dumps({"out": out, **meta}))
+    return 0
 
 
 def main(argv=None) -> int:
-    try:
-        args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-        cfg = pretrain_config(args)
-        if os.path.exists(cfg.score.path):
-            raise ConfigError("--out", f"{cfg.score.path} already exists; choose another directory or remove it")
-        from smart.data import build_dataset
-
-        dataset = build_dataset(cfg)
-        meta = pretrain(cfg, dataset, cfg.score.path)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({"out": cfg.score.path, **meta}))
-    return 0
+    return cli.run(_main, argv)
 
 
 if __name__ == "__main__":

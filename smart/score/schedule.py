@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from diffusers import DDPMScheduler
 
 # diffusers' names for the schedules we expose; `cosine` is ADM's (Nichol & Dhariwal) schedule.
 DIFFUSERS_NAMES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
@@ -15,8 +16,6 @@ class Schedule:
 
     @classmethod
     def named(cls, name: str, num_timesteps: int = 1000) -> "Schedule":
-        from diffusers import DDPMScheduler
-
         sched = DDPMScheduler(num_train_timesteps=num_timesteps, beta_schedule=DIFFUSERS_NAMES[name])
         return cls(sched.alphas_cumprod.to(torch.float64))
 

@@ -11,9 +11,12 @@ import json
 import os
 
 import torch
+from diffusers import DDPMScheduler, UNet2DModel
 
-from smart.config import ConfigError
-from smart.score import ScoreModel
+from smart.errors import ConfigError
+from smart.registry import resolve
+from smart.score import is_hub_id, missing_model_error
+from smart.score.base import ScoreModel
 from smart.score.schedule import Schedule
 
 META_FILE = "smart_score.json"  # written by smart.score.pretrain: null class, training data
@@ -29,20 +32,8 @@ def _subfolders(path: str) -> tuple[str | None, str | None]:
     raise ConfigError("score.path", f"{path} holds no diffusers UNet (expected unet/config.json or config.json)")
 
 
-def is_hub_id(path: str) -> bool:
-    parts = path.split("/")
-    return len(parts) == 2 and all(parts) and not path.startswith((".", "~")) and not os.path.exists(parts[0])
-
-
-def missing_model_error(path: str) -> ConfigError:
-    return ConfigError("score.path", f"no score model at {path}; pretrain one with `python -m smart.score.pretrain "
-                       f"--data <data.kind> --out {path}` or set score.pretrain.steps to have it trained up front")
-
-
 def load_unet_and_scheduler(path: str):
     """(UNet2DModel, scheduler) from a local directory or a hub id; problems are ConfigErrors."""
-    import diffusers
-
     if os.path.isdir(path):
         unet_sub, sched_sub = _subfolders(path)
     elif is_hub_id(path):
@@ -50,12 +41,15 @@ def load_unet_and_scheduler(path: str):
     else:
         raise missing_model_error(path)
     try:
-        unet = diffusers.UNet2DModel.from_pretrained(path, subfolder=unet_sub, low_cpu_mem_usage=False)
-        sched_config = diffusers.DDPMScheduler.load_config(path, subfolder=sched_sub)
+        unet = UNet2DModel.from_pretrained(path, subfolder=unet_sub, low_cpu_mem_usage=False)
+        sched_config = DDPMScheduler.load_config(path, subfolder=sched_sub)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError("score.path", f"cannot load a diffusers UNet2DModel + scheduler from {path}: {first}") from None
-    scheduler_cls = getattr(diffusers, sched_config.get("_class_name", ""), diffusers.DDPMScheduler)
+    try:  # the scheduler class the config names, looked up under the import lock (diffusers is lazy)
+        scheduler_cls = resolve(f"diffusers:{sched_config.get('_class_name') or 'DDPMScheduler'}")
+    except AttributeError:
+        scheduler_cls = DDPMScheduler
     return unet, scheduler_cls.from_config(sched_config)
 
 
