@@ -266,8 +266,8 @@ def test_smart_term_and_its_gradient_equal_guided_diffusions(converted):
     err = (eps - noise).square().flatten(1).mean(1)
     ref_loss = 0.1 * err.mean()
     (ref_grad,) = torch.autograd.grad(ref_loss, x_ref)
-    assert abs(float(loss) - float(ref_loss)) <= 1e-5 * float(ref_loss)
-    assert abs(float(value) - float(err.mean())) <= 1e-5 * float(err.mean())
+    loss, ref_loss, ref_value = float(loss.detach()), float(ref_loss.detach()), float(err.mean().detach())
+    assert abs(loss - ref_loss) <= 1e-5 * ref_loss and abs(float(value) - ref_value) <= 1e-5 * ref_value
     assert float((grad - ref_grad).abs().max()) <= 1e-4 * float(ref_grad.abs().max())
 
 
@@ -368,6 +368,23 @@ def test_class_map_files(tmp_path):
         read_class_map(str(tmp_path / "bad.txt"), "k")
     with pytest.raises(ConfigError, match="same wnids"):
         label_map(["n01", "n02"], ["n01", "n03"], "k")
+
+
+def test_converter_class_order_flag(tmp_path, capsys):
+    spec = TOPOLOGIES["improved-no-scale-shift"]  # 10 classes: no class order unless one is given
+    ckpt = saved(guided_model(spec), tmp_path / "m.pt")
+    wnids = [f"n0{i}" for i in range(10, 0, -1)]
+    (tmp_path / "classes.txt").write_text("\n".join(wnids))
+    assert convert_main([ckpt, "--out", str(tmp_path / "a"), *flags(spec)]) == 0
+    assert json.loads((tmp_path / "a" / "smart_score.json").read_text())["class_wnids"] is None
+    assert convert_main([ckpt, "--out", str(tmp_path / "b"), *flags(spec), "--class-order",
+                         str(tmp_path / "classes.txt")]) == 0
+    meta = json.loads((tmp_path / "b" / "smart_score.json").read_text())
+    assert meta["class_order"] == "classes.txt" and meta["class_wnids"] == wnids
+    capsys.readouterr()
+    assert convert_main([ckpt, "--out", str(tmp_path / "c"), *flags(spec), "--class-order", "wnid-sorted"]) == 2
+    assert capsys.readouterr().err.startswith("error: --class-order: wnid-sorted names 1000 classes; the model has 10")
+    assert not (tmp_path / "c").exists()
 
 
 def _fake_imagenet64(root, labels_1_based):
