@@ -40,7 +40,7 @@ def _check_image_inputs(cfg: RunConfig):
     def score_model():
         path = cfg.score.path
         if not os.path.exists(path) and not is_hub_id(path) and cfg.score.pretrain.steps == 0:
-            raise missing_model_error(path)
+            raise missing_model_error(path, cfg.data.kind)
 
     def extractor():
         name = cfg.eval.extractor_for(cfg.data)

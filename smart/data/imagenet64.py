@@ -1,5 +1,8 @@
 """Downsampled ImageNet 64×64 (Chrabaszcz et al. 2017, image-net.org "Imagenet64_train_npz"):
-train_data_batch_1..10.npz, each with `data` uint8 (N, 12288) = R, G, B planes and 1-based `labels`.
+train_data_batch_1..10.npz, each with `data` uint8 (N, 12288) = R, G, B planes and 1-based `labels`
+in the ILSVRC devkit's class order (map_clsloc.txt; see smart.data.imagenet_classes), which the
+dataset declares as its `class_order` (a copy of the devkit's map_clsloc.txt next to the batches
+takes precedence over the packaged one).
 
 The image arrays are memory-mapped straight out of the (uncompressed) .npz files, so every trial
 shares the page cache instead of loading 15 GB. `python -m smart.data.imagenet64 DIR` rewrites
@@ -14,10 +17,12 @@ import sys
 
 import numpy as np
 
+from smart.data.imagenet_classes import named_order, read_class_map
 from smart.data.sources import file_fingerprint, image_dataset, stored_npy_member
 from smart.errors import ConfigError
 
 _PATTERN = "train_data_batch_*.npz"
+CLASS_MAP_FILE = "map_clsloc.txt"
 HOW_TO_GET = ("download Imagenet64_train_npz from https://image-net.org/download-images (Downsampled "
               "ImageNet 64x64), unzip it and set data.path to the folder holding train_data_batch_1..10.npz")
 
@@ -67,7 +72,11 @@ def imagenet64(cfg):
         maps.append(data)
         with np.load(path) as f:
             labels.append(f["labels"].astype(np.int64) - 1)  # 1-based on disk
-    return image_dataset(cfg, Shards(maps), np.concatenate(labels), 1000, "train", file_fingerprint(files))
+    dataset = image_dataset(cfg, Shards(maps), np.concatenate(labels), 1000, "train", file_fingerprint(files))
+    class_map = os.path.join(root, CLASS_MAP_FILE)
+    dataset.class_order = (read_class_map(class_map, "data.path") if os.path.isfile(class_map)
+                           else named_order("ilsvrc-devkit"))
+    return dataset
 
 
 def uncompress(root: str) -> list[str]:

@@ -69,7 +69,11 @@ def is_hub_id(path: str) -> bool:
     return len(parts) == 2 and all(parts) and not path.startswith((".", "~")) and not os.path.exists(parts[0])
 
 
-def missing_model_error(path: str) -> ConfigError:
+def missing_model_error(path: str, data_kind: str | None = None) -> ConfigError:
+    if data_kind == "imagenet64":  # the paper's score model is OpenAI's released ADM
+        return ConfigError("score.path", f"no score model at {path}; download OpenAI's 64x64_diffusion.pt "
+                           "(github.com/openai/guided-diffusion) and convert it with `python -m smart.score."
+                           f"convert_adm 64x64_diffusion.pt --preset imagenet64 --out {path}` (docs/adm.md)")
     return ConfigError("score.path", f"no score model at {path}; pretrain one with `python -m smart.score.pretrain "
                        f"CONFIG.yaml --set score.pretrain.steps=3000 --out {path}` or set score.pretrain.steps to "
                        "have it trained up front")

@@ -2,7 +2,10 @@
 
 A model directory has the `save_pretrained` layout — `unet/` and `scheduler/` subfolders, or the
 UNet's and scheduler's configs side by side in one folder — or `score.path` is a hub id (online only).
-Weights load through diffusers (safetensors, or torch.load with weights_only=True).
+Weights load through diffusers (safetensors, or torch.load with weights_only=True). A UNet config
+naming `ADMUNet2DModel` (an OpenAI ADM converted by smart.score.convert_adm) loads as that class.
+A model whose metadata records its class order (`class_wnids`) is fed the data's labels mapped into
+that order.
 """
 from __future__ import annotations
 
@@ -40,8 +43,14 @@ def load_unet_and_scheduler(path: str):
         unet_sub, sched_sub = "unet", "scheduler"
     else:
         raise missing_model_error(path)
+    unet_cls = UNet2DModel
+    if os.path.isdir(path):
+        from smart.score.adm import unet_class
+
+        with open(os.path.join(path, unet_sub or "", "config.json"), encoding="utf-8") as fh:
+            unet_cls = unet_class(json.load(fh))
     try:
-        unet = UNet2DModel.from_pretrained(path, subfolder=unet_sub, low_cpu_mem_usage=False)
+        unet = unet_cls.from_pretrained(path, subfolder=unet_sub, low_cpu_mem_usage=False)
         sched_config = DDPMScheduler.load_config(path, subfolder=sched_sub)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -55,12 +64,14 @@ def load_unet_and_scheduler(path: str):
 
 class DiffusersScore(ScoreModel):
     """ε_θ(x_t, t, c) of a UNet2DModel: ε- or v-prediction (v converted to ε), learned-variance
-    outputs sliced to the first C channels, optional autocast on CUDA."""
+    outputs sliced to the first C channels, optional autocast on CUDA. `class_map[c]` is the model's
+    index of the data's class c, where the two number their classes differently."""
 
     def __init__(self, unet, scheduler, *, prediction: str = "auto", learned_variance: bool | None = None,
-                 autocast: str = "none", null_class: int | None = None):
+                 autocast: str = "none", null_class: int | None = None, class_map: list[int] | None = None):
         super().__init__()
         self.unet = unet
+        self.register_buffer("class_map", None if class_map is None else torch.tensor(class_map), persistent=False)
         self.schedule = Schedule.from_scheduler(scheduler)
         self.prediction = scheduler.config.get("prediction_type", "epsilon") if prediction == "auto" else prediction
         if self.prediction not in ("epsilon", "v_prediction"):
@@ -81,6 +92,8 @@ class DiffusersScore(ScoreModel):
             labels = None
         elif labels is None:
             labels = torch.full((x_t.shape[0],), self.null_class, dtype=torch.long, device=x_t.device)
+        elif self.class_map is not None:
+            labels = self.class_map[labels]
         use_autocast = self.autocast_dtype is not None and x_t.is_cuda
         ctx = torch.autocast("cuda", dtype=self.autocast_dtype) if use_autocast else contextlib.nullcontext()
         with ctx:
@@ -101,12 +114,31 @@ def read_meta(path: str) -> dict:
         return json.load(fh)
 
 
+def class_map(meta: dict, dataset, path: str) -> list[int] | None:
+    """The data's class indices in the score model's numbering, when the model records its class
+    order (`class_wnids`); an error when the data declares none to match it against."""
+    model_order = meta.get("class_wnids")
+    if model_order is None or not dataset.conditional:
+        return None
+    data_order = getattr(dataset, "class_order", None)
+    if data_order is None:
+        raise ConfigError("data.kind", f"the score model at {path} numbers its classes in the "
+                          f"{meta.get('class_order', 'recorded')} order, and data.kind {dataset.name} declares no "
+                          "class order to map its labels by (imagenet64 does)")
+    from smart.data.imagenet_classes import label_map
+
+    mapping = label_map(list(data_order), model_order, "data.path")
+    return None if mapping == list(range(len(mapping))) else mapping
+
+
 def build_diffusers_score(cfg, dataset) -> DiffusersScore:
     """Load score.path and check it against the data and config (ConfigErrors name the key)."""
     s = cfg.score
     unet, scheduler = load_unet_and_scheduler(s.path)
+    meta = read_meta(s.path)
     model = DiffusersScore(unet, scheduler, prediction=s.prediction, learned_variance=s.learned_variance,
-                           autocast=s.autocast, null_class=read_meta(s.path).get("null_class"))
+                           autocast=s.autocast, null_class=meta.get("null_class"),
+                           class_map=class_map(meta, dataset, s.path))
     steps = len(model.schedule)
     if steps != s.num_timesteps:
         raise ConfigError("score.num_timesteps", f"the score model at {s.path} has {steps} steps; set "
