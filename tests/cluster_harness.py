@@ -50,7 +50,7 @@ def _kill_node_of_first_trial(cluster, exp_dir, record, timeout=240):
     """After trial 1's first checkpoint, remove the worker node whose raylet runs its process."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        for trial_dir in glob.glob(os.path.join(exp_dir, "train_trial_????????_1_*")):
+        for trial_dir in glob.glob(os.path.join(exp_dir, "trial_0001_*")):
             try:
                 with open(os.path.join(trial_dir, "result.json")) as fh:
                     first = json.loads(fh.readline())  # fails while the line is half written

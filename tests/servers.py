@@ -1,16 +1,11 @@
 """Real local servers for tests: a free 127.0.0.1 port and an `mlflow server` on it."""
 import contextlib
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tuning.cluster import free_port
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import urllib.parse
 import uuid
 
 import pyarrow.fs as pafs
@@ -40,8 +41,10 @@ class Storage:
         return self.location
 
     def sub(self, *parts: str) -> "Storage":
-        return Storage(posixpath.join(self.location, *parts) if "://" in self.location
-                       else os.path.join(self.location, *parts))
+        if "://" not in self.location:
+            return Storage(os.path.join(self.location, *parts))
+        url = urllib.parse.urlsplit(self.location)  # options such as ?endpoint_override=... stay at the end
+        return Storage(url._replace(path=posixpath.join(url.path, *parts)).geturl())
 
     @property
     def local_path(self) -> str | None:
