@@ -208,6 +208,8 @@ def run(plan: Plan) -> Outcome:
             with _ray(plan):
                 runs, results = launch(plan, base, places)
             return summarize(plan, base, results, runs)
+    except ConfigError:
+        raise
     except Exception as exc:
         fault = places.fault_of(exc)
         if fault is None:
