@@ -1,8 +1,9 @@
 """Faults outside the trials, as a user meets them, with the real CLI in its own process: storage on
-a full disk (a real small tmpfs, filled while the study runs) ends the study with one line and
-exit 1, keeps what is on disk, and `--resume` after freeing space finishes it with one MLflow run
-per trial; a tracking server or storage URI that does not answer at the start is bad input (exit 2,
-nothing started or written)."""
+a full disk (a real small tmpfs, filled while the study runs) or a tracking server that goes away
+mid-study ends the study with one line and exit 1, keeps what is on disk, and `--resume` (after
+freeing space, or with the server back) finishes it with one MLflow run per trial; a tracking
+server or storage URI that does not answer at the start is bad input (exit 2, nothing started or
+written)."""
 import glob
 import json
 import os
@@ -13,7 +14,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from servers import free_port
+from servers import free_port, mlflow_server
 from study_files import write_study
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -72,17 +73,51 @@ def test_full_disk_ends_the_study_with_one_line_and_resume_finishes_it(small_dis
     os.remove(small_disk / "filler")
     resumed = subprocess.run(args + ["--resume"], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    _check_resumed(exp, MlflowClient(f"sqlite:///{small_disk}/mlflow.db"))
+
+
+def _check_resumed(exp, client):
+    """The finished study: 4 trials, one MLflow run each, no step logged twice."""
     summary = json.loads((exp / "summary.json").read_text())
     ids = sorted(t["trial_id"] for t in summary["trials"])
     assert len(ids) == 4 and all(t["status"] in ("finished", "stopped early") for t in summary["trials"])
-    client = MlflowClient(f"sqlite:///{small_disk}/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(runs) - len(children) == 1
     assert sorted(r.data.tags["trial_id"] for r in children) == ids  # one run per trial, no duplicate
     for run in children:
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "fid")]
-        assert steps == sorted(set(steps)), steps  # no step logged twice
+        assert steps == sorted(set(steps)), steps
+
+
+@pytest.mark.slow
+def test_tracking_server_lost_mid_study_ends_it_with_one_line_and_resume_finishes_it(tmp_path):
+    study = write_study(tmp_path / "s.yaml", {("budget", "num_samples"): 4, ("config", "eval", "cache_dir"):
+                                              str(tmp_path / "cache")})
+    backend, artifacts, port = f"sqlite:///{tmp_path}/server.db", str(tmp_path / "art"), free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, SCRIPT, study, "--storage", str(tmp_path / "store"), "--mlflow-uri", url]
+    env = {**_env(), "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"}  # MLflow's default retries for minutes
+    exp = tmp_path / "store" / "tiny"
+    with mlflow_server(backend, artifacts, port=port):
+        driver = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        deadline = time.time() + 300
+        while driver.poll() is None and not glob.glob(str(exp / "trial_*" / "checkpoint_*")):
+            assert time.time() < deadline, "no trial checkpointed"
+            time.sleep(0.2)
+    out, err = driver.communicate(timeout=300)  # the server is gone
+    assert driver.returncode == 1, err[-3000:]
+    last = err.splitlines()[-1]
+    assert last.startswith(f"error: --mlflow-uri: cannot reach {url}: ") and last.endswith(
+        "; rerun with --resume once it answers"), err[-3000:]
+    assert "Traceback" not in err and "Traceback" not in out, err[-3000:]
+
+    with mlflow_server(backend, artifacts, port=port):
+        resumed = subprocess.run(args + ["--resume"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                                 timeout=600)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        _check_resumed(exp, MlflowClient(url))
 
 
 def _one_line_exit_2(args, cwd, key):

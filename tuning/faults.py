@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import sys
 
 from tuning.plan import STUDY_FILE
 from tuning.storage import Storage
@@ -103,9 +104,11 @@ class FaultPlaces:
 
 @contextlib.contextmanager
 def quiet_tracebacks(places: FaultPlaces):
-    """Drop Tune's and MLflow's log records of a fault that the driver reports in one line."""
+    """Drop Tune's and MLflow's log records of a fault that the driver reports in one line: those
+    that carry it, and those logged while it is being handled (Tune's warning about callbacks)."""
     def keep(record: logging.LogRecord) -> bool:
-        return not (record.exc_info and record.exc_info[1] is not None and places.fault_of(record.exc_info[1]))
+        exc = record.exc_info[1] if record.exc_info else sys.exc_info()[1]
+        return exc is None or places.fault_of(exc) is None
 
     loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
     for lg in loggers:
