@@ -96,7 +96,7 @@ def driver_kill(cluster, work) -> dict:
     study = write_study(Path(work, "resume.yaml"), {
         ("budget", "num_samples"): 5, ("budget", "max_concurrent"): 1, ("scheduler", "kind"): "none"})
     args = [study, "--storage", os.path.join(work, "store"), "--address", cluster.address]
-    runs_file = os.path.join(work, "store", "tiny", "mlflow_runs.json")
+    runs_file = os.path.join(work, "store", "tiny", "tracking", "mlflow_runs.json")
     driver = subprocess.Popen([sys.executable, os.path.join(ROOT, "tuning", "run_study.py"), *args],
                               env={**os.environ, "PYTHONPATH": ROOT},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -85,6 +85,8 @@ def _check_resumed(exp, client):
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(runs) - len(children) == 1
     assert sorted(r.data.tags["trial_id"] for r in children) == ids  # one run per trial, no duplicate
+    runs_file = json.loads((exp / "tracking" / "mlflow_runs.json").read_text())
+    assert runs_file["trials"] == {r.data.tags["trial_id"]: r.info.run_id for r in children}
     for run in children:
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "fid")]
         assert steps == sorted(set(steps)), steps

@@ -40,7 +40,7 @@ def study(ray_session, tmp_path_factory):
     assert main([path, "--storage", str(storage)]) == 0
     uri = f"sqlite:///{storage}/mlflow.db"
     summary = json.loads((storage / "reported" / "summary.json").read_text())
-    runs = json.loads((storage / "reported" / "mlflow_runs.json").read_text())
+    runs = json.loads((storage / "reported" / "tracking" / "mlflow_runs.json").read_text())
     return {"root": root, "storage": storage, "uri": uri, "summary": summary, "runs": runs}
 
 

@@ -21,6 +21,7 @@ import tempfile
 from dataclasses import dataclass
 
 from smart.config import ConfigError, RunConfig
+from tuning.faults import FaultPlaces, check_reachable, quiet_tracebacks
 from tuning.plan import STUDY_FILE, SUMMARY_FILE, Plan, ui_command
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,6 @@ class Outcome:
 
     summary: dict
     summary_path: str
-    complete: bool            # every trial ran and none errored
     tracking_uri: str | None
     report: str | None        # the report's index page (None when it failed or is off)
 
@@ -58,8 +58,6 @@ def prepare(plan: Plan) -> RunConfig:
 
     base = trial_base(plan)
     if plan.tracking_uri:
-        from tuning.tracking import check_reachable
-
         check_reachable(plan.tracking_uri, plan.tracking_key)
     try:
         prepare_assets(base, log=log.info)  # shared assets once, before any trial
@@ -178,6 +176,7 @@ def _report(plan: Plan, runs) -> str | None:
 
 def summarize(plan: Plan, base: RunConfig, results, runs) -> Outcome:
     from tuning.results import build_summary
+    from tuning.runs_file import RunsFile
     from tuning.tracking import drop_lost_trials, finish_parent
 
     study, spec = plan.study, plan.study.spec
@@ -186,6 +185,7 @@ def summarize(plan: Plan, base: RunConfig, results, runs) -> Outcome:
     complete = len(summary["trials"]) == study.num_samples and all(t["status"] != "error" for t in summary["trials"])
     report = None
     if runs:
+        runs = RunsFile.read(plan.exp)  # as the experiment's MLflowCallback left it
         lost = drop_lost_trials(runs, {t["trial_id"] for t in summary["trials"]})
         if lost:
             log.info("note: deleted %d MLflow run(s) of trials started after the interrupted study's last "
@@ -193,14 +193,12 @@ def summarize(plan: Plan, base: RunConfig, results, runs) -> Outcome:
         finish_parent(runs, summary, spec.objective.metric, complete)
         if spec.mlflow.report:
             report = _report(plan, runs)
-    return Outcome(summary, plan.exp.sub(SUMMARY_FILE).location, complete, plan.tracking_uri, report)
+    return Outcome(summary, plan.exp.sub(SUMMARY_FILE).location, plan.tracking_uri, report)
 
 
 def run(plan: Plan) -> Outcome:
     """prepare → launch → summarize. Raises ConfigError (nothing started) or StudyFault; the lock
     is given back however it ends."""
-    from tuning.faults import FaultPlaces, quiet_tracebacks
-
     places = FaultPlaces(plan.storage, plan.storage_key, plan.exp, plan.tracking_uri, plan.tracking_key)
     try:
         base = prepare(plan)

@@ -6,7 +6,8 @@ with --resume`), exit 1, and keep everything on disk; `--resume` continues from 
 `fault_of` recognises them in whatever wraps them (Tune's TuneError, Ray's RayTaskError, MLflow's
 MlflowException over SQLAlchemy over sqlite3); `quiet_tracebacks` keeps Tune's and MLflow's
 tracebacks of such a fault off the console (tuning/fault_watch.py ends the study at the first trial
-that failed on one). Imports neither Ray nor MLflow.
+that failed on one); `check_reachable` finds a tracking server that does not answer before anything
+starts. Imports neither Ray nor MLflow.
 """
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ import shutil
 import sqlite3
 import sys
 
+from smart.config import ConfigError
 from tuning.plan import STUDY_FILE
 from tuning.storage import Storage
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_PROBE_TIMEOUT_S = 10
 # the loggers that print a traceback of a fault the driver reports in one line
 _NOISY_LOGGERS = ("ray.tune.execution.tune_controller", "mlflow.store.db.utils")
 
@@ -57,6 +60,24 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
+def root_cause(e: BaseException) -> str:
+    """The first line of the innermost exception `e` wraps, e.g. `[Errno 111] Connection refused`."""
+    return _first_line(list(_linked(e))[-1])
+
+
+def check_reachable(uri: str, key: str) -> None:
+    """A tracking server that does not answer is bad input, found before anything starts: one
+    connection-level request (MLflow's own client retries for minutes)."""
+    if not uri.startswith(("http://", "https://")):
+        return  # a database store answers when it is first used, and is created if need be
+    import requests
+
+    try:
+        requests.get(uri, timeout=_PROBE_TIMEOUT_S)
+    except requests.RequestException as exc:
+        raise ConfigError(key, f"cannot reach {uri}: {root_cause(exc)}") from None
+
+
 class FaultPlaces:
     """Where a study writes and whom it calls, with the option that named each (for the message)."""
 
@@ -88,7 +109,7 @@ class FaultPlaces:
             return StudyFault(key, f"no space left on {path}; free space and {self._way_on()}")
         lost = next((e for e in chain if isinstance(e, (requests.ConnectionError, requests.Timeout))), None)
         if lost is not None and self.tracking_uri:
-            return StudyFault(self.tracking_key, f"cannot reach {self.tracking_uri}: {_first_line(chain[-1])}; "
+            return StudyFault(self.tracking_key, f"cannot reach {self.tracking_uri}: {root_cause(lost)}; "
                                               f"{self._way_on()} once it answers")
         remote_error = next((e for e in chain if isinstance(e, OSError)), None)
         if remote_error is not None and self.storage.local_path is None:

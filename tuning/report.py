@@ -41,7 +41,7 @@ def locate(study: str, cli_uri: str | None) -> tuple[str, str, str]:
     if os.path.isdir(study):
         runs = RunsFile.read(Storage(study, "study"))
         if runs is None:
-            raise ConfigError("study", f"{study} holds no MLflow record of a study (mlflow_runs.json)")
+            raise ConfigError("study", f"{study} holds no MLflow record of a study (tracking/mlflow_runs.json)")
         return cli_uri or runs.tracking_uri, runs.parent, os.path.join(study, REPORT_DIR)
     uri = resolve_tracking_uri(cli_uri, None, "runs")
     db = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else None

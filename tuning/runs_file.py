@@ -1,12 +1,19 @@
-"""`<experiment dir>/mlflow_runs.json`: where a study is tracked (URI, experiment, parent run) and
-the MLflow run of each trial, so that a resumed study continues the same runs instead of making new
-ones, and the report finds the study from its directory. `RunsFile` is the only code that reads
-or writes it; every change is written at once, atomically."""
+"""`<experiment dir>/tracking/mlflow_runs.json`: where a study is tracked (URI, experiment, parent
+run) and the MLflow run of each trial, so that a resumed study continues the same runs instead of
+making new ones, and the report finds the study from its directory. `RunsFile` is the only code
+that reads or writes it; every change is written at once, atomically. One instance writes at a
+time, and each reads the file when it takes over: `tracking.start_parent` creates it, the
+experiment's MLflowCallback adds the trials' runs, the driver drops lost trials after the experiment.
+
+It lives in a subdirectory because a resumed Tune experiment copies the experiment directory's
+top-level .json/.pkl files to its staging directory and uploads them back at every snapshot: a
+top-level file would be overwritten, mid-study, with the copy it had when the study resumed.
+"""
 from __future__ import annotations
 
 from tuning.storage import Storage
 
-RUNS_FILE = "mlflow_runs.json"
+RUNS_DIR, RUNS_FILE = "tracking", "mlflow_runs.json"
 
 
 class RunsFile:
@@ -14,13 +21,14 @@ class RunsFile:
     "trials": {trial id: run id}}."""
 
     def __init__(self, exp: Storage, record: dict):
-        self.exp = exp
+        self.dir = exp.sub(RUNS_DIR)
         self._record = record
 
     @classmethod
     def read(cls, exp: Storage) -> "RunsFile | None":
         """The study's record, or None when it was never tracked."""
-        return cls(exp, exp.read_json(RUNS_FILE)) if exp.exists(RUNS_FILE) else None
+        where = exp.sub(RUNS_DIR)
+        return cls(exp, where.read_json(RUNS_FILE)) if where.exists(RUNS_FILE) else None
 
     @classmethod
     def create(cls, exp: Storage, tracking_uri: str, experiment_id: str, parent: str) -> "RunsFile":
@@ -56,4 +64,4 @@ class RunsFile:
         self._write()
 
     def _write(self) -> None:
-        self.exp.write_json(RUNS_FILE, self._record)
+        self.dir.write_json(RUNS_FILE, self._record)

@@ -3,7 +3,7 @@ abfs://, hdfs://, file://), the same locations Ray Tune accepts as `storage_path
 
 On a multi-node cluster every node writes checkpoints there and a restarted trial reads them from
 whichever node it lands on, so the location must be shared (NFS/EFS/a PVC) or an object store.
-The driver's own files (study.json, mlflow_runs.json, summary.json) go through the same filesystem.
+The driver's own files (study.json, tracking/mlflow_runs.json, summary.json) go through the same filesystem.
 """
 from __future__ import annotations
 

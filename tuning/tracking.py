@@ -23,7 +23,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 
-from smart.config import ConfigError, RunConfig, flatten
+from smart.config import RunConfig, flatten
 from tuning.runs_file import RunsFile
 from tuning.storage import Storage
 
@@ -32,26 +32,6 @@ log = logging.getLogger(__name__)
 SNAPSHOT_DIR = "snapshots"
 CONFIG_ARTIFACT = "config.yaml"
 _PARAMS_PER_CALL = 100  # MLflow's log_batch limit
-_PROBE_TIMEOUT_S = 10
-
-
-def check_reachable(uri: str, key: str) -> None:
-    """A tracking server that does not answer is bad input, found before anything starts: one
-    connection-level request (MLflow's own client retries for minutes)."""
-    if not uri.startswith(("http://", "https://")):
-        return  # a database store answers when it is first used, and is created if need be
-    import requests
-
-    try:
-        requests.get(uri, timeout=_PROBE_TIMEOUT_S)
-    except requests.RequestException as exc:
-        raise ConfigError(key, f"cannot reach {uri}: {_root_cause(exc)}") from None
-
-
-def _root_cause(exc: BaseException) -> str:
-    while exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):
-        exc = exc.__cause__ or exc.__context__
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def metric_step(kimg: float) -> int:

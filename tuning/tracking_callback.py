@@ -5,8 +5,10 @@ makes one call per metric and is several times slower).
 A result is logged only once Tune has registered its checkpoint: Tune hands a result to callbacks
 before it fetches its checkpoint, and a node lost in between restarts the trial from the previous
 checkpoint, which would log that step twice. The run ids live in the study's runs file
-(tuning/runs_file.py), so a resumed study continues the same parent and child runs. A diverged
-trial's run ends FAILED with the tag `trial_status=diverged`.
+(tuning/runs_file.py), so a resumed study continues the same parent and child runs; a resumed trial
+logs only the steps beyond its run's history (an interrupted driver may have logged a result whose
+checkpoint its experiment state never recorded, and the trial redoes it). A diverged trial's run
+ends FAILED with the tag `trial_status=diverged`.
 """
 from __future__ import annotations
 
@@ -48,10 +50,11 @@ class MLflowCallback(tune.Callback):
         self._runs: RunsFile | None = None
         self._configs: dict[str, RunConfig] = {}  # trial id -> its full run config
         self._pending: dict[str, list] = {}  # trial id -> results whose checkpoint is not registered yet
+        self._logged: dict[str, int] = {}  # resumed trial id -> the last step its run holds
 
     def __getstate__(self):
         return {"exp": self.exp, "trial_base": self.trial_base, "metric": self.metric,
-                "_client": None, "_runs": None, "_configs": {}, "_pending": {}}
+                "_client": None, "_runs": None, "_configs": {}, "_pending": {}, "_logged": {}}
 
     def setup(self, **info):
         self._runs = RunsFile.read(self.exp)
@@ -79,12 +82,16 @@ class MLflowCallback(tune.Callback):
     def on_trial_start(self, iteration, trials, trial, **info):
         known = trial.trial_id in self._runs.trials
         run_id = self._run_id(trial)
-        if known:  # a resumed trial continues its run
+        if known:  # a resumed trial continues its run, after the steps it holds
             self._client.update_run(run_id, status="RUNNING")
+            history = self._client.get_metric_history(run_id, ResultKey.KIMG.value)
+            self._logged[trial.trial_id] = max((m.step for m in history), default=-1)
 
     def _flush(self, trial) -> None:
+        logged = self._logged.get(trial.trial_id, -1)
         for result in self._pending.pop(trial.trial_id, []):
-            self._client.log_batch(self._run_id(trial), metrics=_metric_items(result))
+            if metric_step(result[ResultKey.KIMG]) > logged:
+                self._client.log_batch(self._run_id(trial), metrics=_metric_items(result))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self._pending.setdefault(trial.trial_id, []).append(dict(result))
