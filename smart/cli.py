@@ -35,11 +35,23 @@ def overrides(sets: Sequence[str]) -> dict[str, Any]:
     return dict(parse_assignment(s) for s in sets)
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (a test's capture, a notebook's redirect), not
+    to the stream that was current when the handler was made."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _):
+        pass
+
+
 def show_logs(level: int = logging.INFO) -> None:
     """Library messages (`logging.getLogger("smart...")`, `"tuning..."`) on stderr, one per line."""
-    root = logging.getLogger()
-    if not any(getattr(h, "_smart_cli", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(getattr(h, "_smart_cli", False) for h in logging.getLogger("smart").handlers):
+        handler = _Stderr()
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler._smart_cli = True  # type: ignore[attr-defined]
         for name in ("smart", "tuning"):

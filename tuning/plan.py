@@ -40,7 +40,7 @@ class Plan:
 
     def __init__(self, study: Study, args):
         self.study = study
-        self.storage_key = "--storage" if args.storage else "storage"
+        self.storage_key = "storage" if study.spec.storage and not args.storage else "--storage"  # who chose it
         self.storage = Storage(args.storage or study.spec.storage or "runs", self.storage_key)
         self.exp = self.storage.sub(study.spec.name)
         self.resume = args.resume
