@@ -35,6 +35,7 @@ def _dashboard(err: str) -> str:
 def test_two_studies_run_at_once_and_one_study_never_twice(tmp_path):
     first = subprocess.Popen([*QUICK, "--storage", str(tmp_path / "a")], cwd=tmp_path, env=_env(),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = None
     try:
         deadline = time.time() + 300
         while not (tmp_path / "a" / "toy_ring" / "study.json").exists():  # its Ray is up and the study recorded
@@ -50,7 +51,7 @@ def test_two_studies_run_at_once_and_one_study_never_twice(tmp_path):
                                        f"process {first.pid} on ") and again.stderr.count("\n") == 1, again.stderr
         outs = [p.communicate(timeout=600) for p in (first, second)]
     finally:
-        for p in (first, locals().get("second")):
+        for p in (first, second):
             if p is not None and p.poll() is None:
                 p.kill()
     assert [p.returncode for p in (first, second)] == [0, 0], [e[-3000:] for _, e in outs]

@@ -4,8 +4,8 @@ the lock when that process dies however it dies, so a lock left by a dead driver
 over; a live one refuses the second driver before it starts anything. Two drivers never write one
 experiment.
 
-Only local (and NFS-mounted) directories are locked: an object store (s3://, gs://, ...) has no
-locks, and there the user keeps to one driver per study.
+Only local directories (and NFS mounts whose server supports locks) are locked: an object store
+(s3://, gs://, ...) has no locks, and there the user keeps to one driver per study.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class StudyLock:
     def __init__(self, storage: Storage, name: str):
         local = storage.local_path
         self.path = os.path.join(local, f"{name}.lock") if local is not None else None
-        self.name = name
+        self.name, self.where = name, storage.location
         self._fd: int | None = None
 
     def _holder(self, fd: int) -> str:
@@ -60,7 +60,8 @@ class StudyLock:
 
     def acquire(self) -> None:
         if self.path is None:
-            log.info("note: %s is not a local directory; nothing stops a second driver of this study", self.name)
+            log.info("note: %s is not a local directory; nothing stops a second driver of study %s", self.where,
+                     self.name)
             return
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         deadline = time.monotonic() + _CHECK_GRACE_S
