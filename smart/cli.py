@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from typing import Any, Callable, Sequence
 
-from smart.config import ConfigError, parse_assignment
+from smart.config import ConfigError, RunConfig, load_yaml, parse_assignment
 
 
 class Parser(argparse.ArgumentParser):
@@ -35,9 +36,24 @@ def overrides(sets: Sequence[str]) -> dict[str, Any]:
     return dict(parse_assignment(s) for s in sets)
 
 
+def run_config(path: str, overrides: dict[str, Any]) -> RunConfig:
+    """The run config in a YAML file — a run config, or a study file whose `config:` section is one —
+    with dotted overrides."""
+    doc = load_yaml(path)
+    if doc is not None and not isinstance(doc, dict):
+        raise ConfigError(path, f"must hold a mapping, got {type(doc).__name__}")
+    if isinstance(doc, dict) and "name" in doc and "config" in doc:  # a study file
+        doc = doc["config"]
+    return RunConfig.from_dict(doc or {}, overrides)
+
+
+def jsonable(metrics: dict) -> dict:
+    """Metrics for JSON output: NaN and ±inf (which JSON lacks) become null."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+
+
 class _Stderr(logging.StreamHandler):
-    """Writes to whatever sys.stderr is at the time (a test's capture, a notebook's redirect), not
-    to the stream that was current when the handler was made."""
+    """Writes to whatever sys.stderr is at the time (a test's capture, a redirected stream)."""
 
     @property
     def stream(self):
