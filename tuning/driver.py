@@ -60,7 +60,7 @@ def prepare(plan: Plan) -> RunConfig:
     if plan.tracking_uri:
         check_reachable(plan.tracking_uri, plan.tracking_key)
     try:
-        prepare_assets(base, log=log.info)  # shared assets once, before any trial
+        prepare_assets(base)  # shared assets once, before any trial
     except ConfigError as exc:  # missing data, score model or extractor weights
         profiles = [p for p in plan.study.spec.profiles if p != plan.profile]
         hint = f"; or run this study's {' / '.join(f'--profile {p}' for p in profiles)}" if profiles else ""

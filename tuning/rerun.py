@@ -2,14 +2,11 @@
 one run, without Ray, to see how much of its result was luck."""
 from __future__ import annotations
 
-import logging
 import tempfile
 
 from smart.config import ConfigError, RunConfig
 from tuning.report_data import StudyRecord
 from tuning.tracking import CONFIG_ARTIFACT
-
-log = logging.getLogger(__name__)
 
 
 def rerun_best(record: StudyRecord) -> dict:
@@ -29,7 +26,7 @@ def rerun_best(record: StudyRecord) -> dict:
         with open(path, encoding="utf-8") as fh:
             cfg = RunConfig.from_dict(yaml.safe_load(fh))
     torch.set_num_threads(max(1, int(float(record.parent_params.get("study.resources.cpu", 1)))))
-    prepare_assets(cfg, log=log.info)
+    prepare_assets(cfg)
     metrics = Trainer(cfg).train(until_kimg=best.kimg)
     return {"trial_id": best.trial_id, "seed": cfg.seed, "kimg": metrics["kimg"],
             "study": record.objective(best), "rerun": metrics[record.metric]}
