@@ -50,7 +50,7 @@ def _kill_node_of_first_trial(cluster, exp_dir, record, timeout=240):
     """After trial 1's first checkpoint, remove the worker node whose raylet runs its process."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        for trial_dir in glob.glob(os.path.join(exp_dir, "train_trial_????????_1_*")):
+        for trial_dir in glob.glob(os.path.join(exp_dir, "trial_0001_*")):
             try:
                 with open(os.path.join(trial_dir, "result.json")) as fh:
                     first = json.loads(fh.readline())  # fails while the line is half written
@@ -96,7 +96,7 @@ def driver_kill(cluster, work) -> dict:
     study = write_study(Path(work, "resume.yaml"), {
         ("budget", "num_samples"): 5, ("budget", "max_concurrent"): 1, ("scheduler", "kind"): "none"})
     args = [study, "--storage", os.path.join(work, "store"), "--address", cluster.address]
-    runs_file = os.path.join(work, "store", "tiny", "mlflow_runs.json")
+    runs_file = os.path.join(work, "store", "tiny", "tracking", "mlflow_runs.json")
     driver = subprocess.Popen([sys.executable, os.path.join(ROOT, "tuning", "run_study.py"), *args],
                               env={**os.environ, "PYTHONPATH": ROOT},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,23 +1,18 @@
 """Real local servers for tests: a free 127.0.0.1 port and an `mlflow server` on it."""
 import contextlib
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tuning.cluster import free_port
 
 
 @contextlib.contextmanager
-def mlflow_server(backend_uri: str, artifacts_dir: str | None = None):
-    """`mlflow server --workers 1` on a free port (one worker answers in ~10 ms; four crawl);
-    yields its URL and stops it afterwards."""
-    port = free_port()
+def mlflow_server(backend_uri: str, artifacts_dir: str | None = None, port: int | None = None):
+    """`mlflow server --workers 1` on `port` or a free one (one worker answers in ~10 ms; four
+    crawl); yields its URL and stops it afterwards."""
+    port = port or free_port()
     cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
            "--backend-store-uri", backend_uri]
     if artifacts_dir:

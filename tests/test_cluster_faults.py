@@ -23,7 +23,7 @@ def test_node_loss_restarts_trial_from_checkpoint(cluster_faults):
     summary = json.loads((store / "node_loss" / "summary.json").read_text())
     assert [t["status"] for t in summary["trials"]] == ["finished", "finished"]
 
-    (trial_dir,) = glob.glob(str(store / "node_loss" / "train_trial_????????_1_*"))
+    (trial_dir,) = glob.glob(str(store / "node_loss" / "trial_0001_*"))
     results = _results(trial_dir)
     restarts = [r for r in results if r["iterations_since_restore"] == 1 and r["training_iteration"] > 1]
     assert restarts, "trial 1 was not restored from a checkpoint"
@@ -37,5 +37,5 @@ def test_node_loss_restarts_trial_from_checkpoint(cluster_faults):
     for run in children:
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "fid")]
         assert steps == sorted(set(steps)) and len(steps) == NODE_LOSS_KIMG // 4  # no duplicate, no gap
-        assert steps[-1] == NODE_LOSS_KIMG
+        assert round(steps[-1] / 1000) == NODE_LOSS_KIMG  # step = images shown
         assert run.info.status == "FINISHED"

@@ -6,6 +6,8 @@ import csv
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 import urllib.request
 
@@ -20,7 +22,11 @@ from tuning import report
 from tuning.run_study import main
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "test-artifacts", "browser")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARTIFACTS = os.path.join(ROOT, "test-artifacts", "browser")
+# The report CLI in a fresh interpreter, telling whether Ray or torch were imported.
+_PROBE = ("import json, sys; from tuning.report import main; rc = main(sys.argv[1:]); "
+          "print('@@' + json.dumps({'rc': rc, 'ray': 'ray' in sys.modules, 'torch': 'torch' in sys.modules}))")
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +40,7 @@ def study(ray_session, tmp_path_factory):
     assert main([path, "--storage", str(storage)]) == 0
     uri = f"sqlite:///{storage}/mlflow.db"
     summary = json.loads((storage / "reported" / "summary.json").read_text())
-    runs = json.loads((storage / "reported" / "mlflow_runs.json").read_text())
+    runs = json.loads((storage / "reported" / "tracking" / "mlflow_runs.json").read_text())
     return {"root": root, "storage": storage, "uri": uri, "summary": summary, "runs": runs}
 
 
@@ -103,6 +109,38 @@ def test_report_rebuilt_from_mlflow_alone(study, tmp_path, capsys):
     assert f"report: {out}/report.html" in printed
     assert printed.splitlines()[2].split()[0] == study["summary"]["best"]["trial_id"]  # the table, best first
     _check_report(out, study)
+
+
+def _cli(args, cwd):
+    proc = subprocess.run([sys.executable, *args], cwd=cwd, env={**os.environ, "PYTHONPATH": ROOT},
+                          capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_report_from_the_study_directory_as_the_readme_writes_it(study, tmp_path):
+    """`python tuning/report.py runs/NAME`: the directory knows its tracking URI; the report goes
+    to runs/NAME/report."""
+    shutil.copytree(study["storage"] / "reported", tmp_path / "runs" / "reported", ignore=shutil.ignore_patterns("report"))
+    rc, out, err = _cli([os.path.join(ROOT, "tuning", "report.py"), "runs/reported"], tmp_path)
+    assert rc == 0, err
+    assert "report: runs/reported/report/report.html" in out
+    _check_report(tmp_path / "runs" / "reported" / "report", study)
+
+
+def test_report_by_name_imports_neither_ray_nor_torch(study, tmp_path):
+    rc, out, err = _cli(["-c", _PROBE, "reported", "--mlflow-uri", study["uri"], "--out", str(tmp_path / "out")],
+                        tmp_path)
+    assert json.loads(out.splitlines()[-1][2:]) == {"rc": 0, "ray": False, "torch": False}, err
+    _check_report(tmp_path / "out", study)
+
+
+def test_console_scripts_answer(tmp_path):
+    for script, words in (("smart-study", "run a hyperparameter study"), ("smart-report", "the study report")):
+        path = shutil.which(script)
+        assert path, f"{script} is not installed (pip install -e .)"
+        proc = subprocess.run([path, "--help"], env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True,
+                              text=True, timeout=120, cwd=tmp_path)
+        assert proc.returncode == 0 and words in proc.stdout, proc.stderr
 
 
 def test_report_bad_input_is_one_line(study, tmp_path, capsys):

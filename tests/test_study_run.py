@@ -1,5 +1,7 @@
 """A 4-trial study end to end on the session's real Ray, with real Optuna, ASHA and MLflow (sqlite):
-summary.json, the MLflow parent/child structure, params and metric histories."""
+summary.json, the MLflow parent/child structure, params and metric histories; and a 2-trial study
+whose evals are less than a kimg apart (MLflow steps, run names and tags)."""
+import getpass
 import json
 import os
 
@@ -63,7 +65,33 @@ def test_study_end_to_end(ray_session, tmp_path, capsys):
         assert params["eval.cache_dir"] == str(cache)
         history = client.get_metric_history(child.info.run_id, "fid")
         steps = [m.step for m in history]
-        assert steps == sorted(steps) and steps[0] == 4 and len(set(steps)) == len(steps)
-        assert steps[-1] == round(trial["metrics"]["kimg"])
+        assert steps == sorted(steps) and round(steps[0] / 1000) == 4 and len(set(steps)) == len(steps)
+        assert steps[-1] == round(trial["metrics"]["kimg"] * 1000)  # images shown
         assert history[-1].value == trial["metrics"]["fid"]
         assert child.data.tags["stopped_early"] == str(trial["status"] == "stopped early").lower()
+
+
+def test_sub_kimg_evals_keep_their_steps_and_runs_are_named(ray_session, tmp_path, capsys):
+    """Evals 0.25 kimg apart keep distinct MLflow steps (step = images shown); child runs are named
+    for their SMaRt setting and carry the user, the source and the commit."""
+    points = [{"regularizer.weight": 0.0}, {"regularizer.weight": 0.01, "regularizer.interval": 4,
+                                            "regularizer.t_min": 25, "regularizer.t_max": 35}]
+    study = write_study(tmp_path / "s.yaml", {
+        ("config", "training", "kimg"): 1.0, ("config", "training", "eval_every_kimg"): 0.25,
+        ("sampler", "points_to_evaluate"): points, ("budget", "num_samples"): 2, ("scheduler", "kind"): "none",
+        ("mlflow", "report"): False})
+    storage = tmp_path / "store"
+    assert main([study, "--storage", str(storage)]) == 0
+    capsys.readouterr()
+    client, parents, children = _runs(f"sqlite:///{storage}/mlflow.db", "tiny")
+    assert sorted(r.info.run_name for r in children) == ["λ=0 (baseline)", "λ=0.01 k=4 t=25-35"]
+    for run in [*parents, *children]:
+        tags = run.data.tags
+        assert tags["mlflow.user"] == getpass.getuser() and tags["mlflow.source.type"] == "LOCAL"
+        assert tags["mlflow.source.name"] and len(tags["mlflow.source.git.commit"]) == 40
+    for child in children:
+        assert len(child.data.tags["trial_id"]) == 8
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "fid")]
+        kimgs = [m.value for m in client.get_metric_history(child.info.run_id, "kimg")]
+        assert len(steps) == 4 and len(set(steps)) == 4  # round(kimg) would give 0, 1, 1, 1
+        assert steps == [round(k * 1000) for k in kimgs]

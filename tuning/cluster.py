@@ -10,8 +10,9 @@ project being installed in that image.
 """
 from __future__ import annotations
 
+import logging
 import os
-import sys
+import socket
 
 import ray
 
@@ -21,6 +22,8 @@ import tuning
 DASHBOARD_HOST = "127.0.0.1"
 DASHBOARD_PORT = 8265
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+log = logging.getLogger(__name__)
 
 
 def _root() -> str:
@@ -37,25 +40,43 @@ def worker_env(address: str | None, code: str = "ship") -> dict:
     return {"py_modules": [smart, tuning], "excludes": ["__pycache__", "*.pyc"]}
 
 
-def exposure_warning(host: str) -> str | None:
+def exposure_warning(host: str, port: int = DASHBOARD_PORT) -> str | None:
     if host in _LOOPBACK:
         return None
-    return (f"warning: the Ray dashboard listens on {host}:{DASHBOARD_PORT}, reachable from the network; "
+    return (f"warning: the Ray dashboard listens on {host}:{port}, reachable from the network; "
             "anyone holding the auth token can submit jobs (arbitrary code) to this cluster")
 
 
+def free_port(host: str = "127.0.0.1", preferred: int = 0) -> int:
+    """`preferred` if nothing listens there, else a port the system has free."""
+    for port in (preferred, 0) if preferred else (0,):
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise OSError(f"no free port on {host}")
+
+
 def init_ray(address: str | None = None, *, num_cpus: int | None = None, dashboard: bool = True,
-             dashboard_host: str = DASHBOARD_HOST, dashboard_port: int = DASHBOARD_PORT, code: str = "ship"):
+             dashboard_host: str = DASHBOARD_HOST, dashboard_port: int | None = None, code: str = "ship"):
     """Join `address` (auto, HOST:6379, ray://HOST:10001), or start a new local instance whose
-    dashboard listens on 127.0.0.1 unless `dashboard_host` says otherwise (with a warning)."""
+    dashboard listens on 127.0.0.1 unless `dashboard_host` says otherwise (with a warning), on
+    port 8265 or, when that is taken (another study's Ray), on a free one."""
     if address:
         return ray.init(address=address, runtime_env=worker_env(address, code), log_to_driver=True)
-    warning = exposure_warning(dashboard_host) if dashboard else None
+    if dashboard and dashboard_port is None:
+        dashboard_port = free_port(dashboard_host, DASHBOARD_PORT)
+        if dashboard_port != DASHBOARD_PORT:
+            log.info("port %d is taken (another Ray?); this study's dashboard gets port %d", DASHBOARD_PORT,
+                     dashboard_port)
+    warning = exposure_warning(dashboard_host, dashboard_port) if dashboard else None
     if warning:
-        print(warning, file=sys.stderr, flush=True)
+        log.warning(warning)
     # address="local": a new instance, never an unrelated Ray that happens to run on this machine
     return ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host=dashboard_host,
-                    dashboard_port=dashboard_port, runtime_env=worker_env(None))
+                    dashboard_port=dashboard_port or DASHBOARD_PORT, runtime_env=worker_env(None))
 
 
 def dashboard_lines(context) -> list[str]:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
-from tuning.tracking import STATUS_TAG
+from tuning.status import TrialStatus
+from tuning.tracking import step_kimg
 
 LAMBDA, INTERVAL, T_MIN, T_MAX = ("regularizer.weight", "regularizer.interval", "regularizer.t_min",
                                   "regularizer.t_max")
@@ -58,7 +59,7 @@ class StudyRecord:
 
     @property
     def scored(self) -> list:
-        return [t for t in self.trials if self.objective(t) is not None and t.status != "error"]
+        return [t for t in self.trials if self.objective(t) is not None and t.status != TrialStatus.ERROR]
 
     @property
     def best(self) -> TrialRecord | None:
@@ -79,16 +80,6 @@ class StudyRecord:
         for key, entry in self.search.items():
             keys += [key, entry["upper"]] if entry.get("type") == "range" else [key]
         return keys
-
-
-def trial_status(run) -> str:
-    """What tuning recorded (tag `status`), else what MLflow's run status says."""
-    tags = run.data.tags
-    if STATUS_TAG in tags:
-        return tags[STATUS_TAG]
-    if run.info.status == "FINISHED":
-        return "stopped early" if tags.get("stopped_early") == "true" else "finished"
-    return {"FAILED": "error", "RUNNING": "running", "KILLED": "killed"}.get(run.info.status, run.info.status.lower())
 
 
 def _all_runs(client: MlflowClient, experiment_id: str, filter_string: str) -> list:
@@ -124,9 +115,10 @@ def load_study_record(tracking_uri: str, parent_run_id: str) -> StudyRecord:
     trials = []
     for run in children:
         tags = run.data.tags
-        history = [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, metric)]
+        history = [(step_kimg(m.step), m.value) for m in client.get_metric_history(run.info.run_id, metric)]
         trials.append(TrialRecord(
-            run_id=run.info.run_id, trial_id=tags.get("trial_id", run.info.run_name), status=trial_status(run),
+            run_id=run.info.run_id, trial_id=tags.get("trial_id", run.info.run_name),
+            status=TrialStatus.recorded(tags, run.info.status),
             searched=json.loads(tags.get("searched", "{}")), params=dict(run.data.params),
             metrics=dict(run.data.metrics), history=sorted(history)))
     record = StudyRecord(name=parent.data.tags.get("study", ""), tracking_uri=tracking_uri,
@@ -134,7 +126,7 @@ def load_study_record(tracking_uri: str, parent_run_id: str) -> StudyRecord:
                          mode=mode, search=search, parent_params=dict(params), parent_tags=dict(parent.data.tags),
                          trials=[])
     sign = 1 if mode == "min" else -1
-    scored = sorted((t for t in trials if record.objective(t) is not None and t.status != "error"),
+    scored = sorted((t for t in trials if record.objective(t) is not None and t.status != TrialStatus.ERROR),
                     key=lambda t: sign * record.objective(t))
     record.trials = scored + sorted((t for t in trials if t not in scored), key=lambda t: t.trial_id)
     return record

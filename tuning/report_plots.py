@@ -16,12 +16,18 @@ import optuna  # noqa: E402
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution  # noqa: E402
 from optuna.importance import FanovaImportanceEvaluator  # noqa: E402
 
-from smart.visuals import save_png  # noqa: E402
 from tuning.report_data import INTERVAL, LAMBDA, T_MAX, T_MIN, StudyRecord  # noqa: E402
+from tuning.status import TrialStatus  # noqa: E402
 
-STATUS_MARKERS = {"finished": "o", "stopped early": "v", "diverged": "X", "error": "x"}
+STATUS_MARKERS = {TrialStatus.FINISHED: "o", TrialStatus.STOPPED_EARLY: "v", TrialStatus.DIVERGED: "X",
+                  TrialStatus.ERROR: "x"}
 OTHER_MARKER = "s"
 BASELINE_COLOUR = "black"
+
+
+def save_png(fig, path: str) -> None:
+    fig.savefig(path, format="png")
+    plt.close(fig)
 
 
 def _marker(status: str) -> str:
@@ -111,7 +117,7 @@ def fid_over_kimg(record: StudyRecord, path: str) -> bool:
         else:
             style = {"color": "tab:blue", "lw": 1, "alpha": 0.5}
         ax.plot(steps, values, **style)
-        if t.status != "finished":
+        if t.status != TrialStatus.FINISHED:
             ax.scatter(steps[-1], values[-1], marker=_marker(t.status), color=style["color"], s=30, zorder=3)
     ax.set_yscale("log" if all(v > 0 for t in trials for _, v in t.history) else "linear")
     ax.set(xlabel="kimg", ylabel=record.metric, title=f"{record.name}: {record.metric} over training "

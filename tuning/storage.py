@@ -3,13 +3,14 @@ abfs://, hdfs://, file://), the same locations Ray Tune accepts as `storage_path
 
 On a multi-node cluster every node writes checkpoints there and a restarted trial reads them from
 whichever node it lands on, so the location must be shared (NFS/EFS/a PVC) or an object store.
-The driver's own files (study.json, mlflow_runs.json, summary.json) go through the same filesystem.
+The driver's own files (study.json, tracking/mlflow_runs.json, summary.json) go through the same filesystem.
 """
 from __future__ import annotations
 
 import json
 import os
 import posixpath
+import urllib.parse
 import uuid
 
 import pyarrow.fs as pafs
@@ -40,8 +41,10 @@ class Storage:
         return self.location
 
     def sub(self, *parts: str) -> "Storage":
-        return Storage(posixpath.join(self.location, *parts) if "://" in self.location
-                       else os.path.join(self.location, *parts))
+        if "://" not in self.location:
+            return Storage(os.path.join(self.location, *parts))
+        url = urllib.parse.urlsplit(self.location)  # options such as ?endpoint_override=... stay at the end
+        return Storage(url._replace(path=posixpath.join(url.path, *parts)).geturl())
 
     @property
     def local_path(self) -> str | None:

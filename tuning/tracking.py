@@ -1,42 +1,55 @@
-"""MLflow tracking of a study: experiment = study name, one parent run per study, one nested child
-run per trial (params = the trial's full flattened run config, metric histories with step = kimg).
-
-One `log_batch` per Tune result (Ray's stock MLflow callback makes one call per metric and is
-several times slower), sent once Tune has registered the result's checkpoint: Tune hands a result
-to callbacks before it fetches its checkpoint, and a node lost in between restarts the trial from
-the previous checkpoint, which would log that step twice. The run ids live in `<experiment dir>/mlflow_runs.json` (written
-atomically), so a resumed study continues the same parent and child runs instead of creating new
-ones. A diverged trial's run ends FAILED with the tag `trial_status=diverged`.
+"""MLflow conventions of a study: experiment = study name, one parent run per study, one nested
+child run per trial, named for its SMaRt setting (`λ=0.01 k=8 t=25-35`, `λ=0 (baseline)`) and tagged
+with its trial id; params = the trial's full flattened run config; metric histories with
+step = images shown (round(kimg × 1000), so evals less than a kimg apart never collide); every run
+tagged with the user, the source and the git commit (`mlflow.user`, `mlflow.source.*`).
 
 Only the study spec and each trial's run config are logged: never the environment, credentials or
-the tracking URI itself.
+the tracking URI itself. MLflow alone (no Ray, no torch): the report reads these conventions too.
+The Tune side (what is logged when) is tuning/tracking_callback.py.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import tempfile
 import time
 from functools import lru_cache
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from ray import tune
+from mlflow.tracking.context.registry import resolve_tags
 
-from smart.config import RunConfig
-from tuning.results import trial_status, trainer_metrics
+from smart.config import RunConfig, flatten
+from tuning.runs_file import RunsFile
 from tuning.storage import Storage
-from tuning.trainable import SNAPSHOT_PREFIX
 
-RUNS_FILE = "mlflow_runs.json"
-_PARAMS_PER_CALL = 100  # MLflow's log_batch limit
-
+log = logging.getLogger(__name__)
 
 SNAPSHOT_DIR = "snapshots"
 CONFIG_ARTIFACT = "config.yaml"
-STATUS_TAG = "trial_status"  # a trial's end: finished, stopped early, diverged, error
+_PARAMS_PER_CALL = 100  # MLflow's log_batch limit
+
+
+def metric_step(kimg: float) -> int:
+    """A metric's MLflow step: the images shown, so that evals less than one kimg apart keep
+    distinct steps."""
+    return int(round(kimg * 1000))
+
+
+def step_kimg(step: int) -> float:
+    return step / 1000
+
+
+def run_name(cfg: RunConfig) -> str:
+    """A child run's name: its SMaRt setting."""
+    reg = cfg.regularizer
+    if reg.weight == 0:
+        return "λ=0 (baseline)"
+    return f"λ={reg.weight:.3g} k={reg.interval} t={reg.t_min}-{reg.t_max}" + (" sds" if reg.mode == "sds" else "")
 
 
 @lru_cache(maxsize=1)
@@ -54,8 +67,10 @@ def code_version_tags() -> dict:
     return {"mlflow.source.git.commit": commit, "code_dirty": str(bool(dirty)).lower()}
 
 
-def read_runs(exp: Storage) -> dict | None:
-    return exp.read_json(RUNS_FILE) if exp.exists(RUNS_FILE) else None
+def run_tags(tags: dict) -> dict:
+    """`tags` plus what MLflow's fluent API would add (mlflow.user, mlflow.source.name/type) and
+    the git commit."""
+    return resolve_tags({**code_version_tags(), **tags})
 
 
 def _artifact_root(uri: str, storage: Storage) -> str | None:
@@ -66,157 +81,64 @@ def _artifact_root(uri: str, storage: Storage) -> str | None:
     return storage.sub("mlartifacts").location
 
 
-def start_parent(study, uri: str, storage: Storage, exp: Storage, resume: bool) -> dict:
-    """Create (or, on resume, reopen) the study's parent run; return the runs record."""
+def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
+    items = [Param(k, str(v)) for k, v in params.items()]
+    for i in range(0, len(items), _PARAMS_PER_CALL):
+        client.log_batch(run_id, params=items[i:i + _PARAMS_PER_CALL])
+
+
+def start_parent(study, uri: str, storage: Storage, exp: Storage, resume: bool) -> RunsFile:
+    """Create (or, on resume, reopen) the study's parent run; return its runs file."""
     client = MlflowClient(uri)
-    runs = read_runs(exp) if resume else None
+    runs = RunsFile.read(exp) if resume else None
     if runs is not None:
-        client.update_run(runs["parent"], status="RUNNING")
+        client.update_run(runs.parent, status="RUNNING")
         return runs
     name = study.spec.name
     experiment = client.get_experiment_by_name(name)
     exp_id = experiment.experiment_id if experiment else client.create_experiment(
         name, artifact_location=_artifact_root(uri, storage))
     parent = client.create_run(exp_id, run_name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
-                               tags={"study": name, "sampler": study.spec.sampler.kind,
-                                     "mlflow.note.content": study.spec.description, **code_version_tags()})
+                               tags=run_tags({"study": name, "sampler": study.spec.sampler.kind,
+                                              "mlflow.note.content": study.spec.description}))
     pid = parent.info.run_id
     search = {f"search.{k}": json.dumps(v.model_dump(exclude_none=True)) for k, v in study.spec.search.items()}
-    client.log_batch(pid, params=[Param(k, str(v)) for k, v in {
+    log_params(client, pid, {
         "study.num_samples": study.num_samples, "study.sampler": study.spec.sampler.kind,
         "study.seed": study.spec.sampler.seed, "study.scheduler": study.spec.scheduler.kind,
         "study.metric": study.spec.objective.metric, "study.mode": study.spec.objective.mode,
-        "study.resources.cpu": study.spec.resources.cpu, **search}.items()])
-    runs = {"tracking_uri": uri, "experiment_id": exp_id, "parent": pid, "trials": {}}
-    exp.write_json(RUNS_FILE, runs)
-    return runs
+        "study.resources.cpu": study.spec.resources.cpu, **search})
+    return RunsFile.create(exp, uri, exp_id, pid)
 
 
-def drop_lost_trials(exp: Storage, kept: set[str]) -> int:
+def drop_lost_trials(runs: RunsFile, kept: set[str]) -> int:
     """A hard interrupt can hit after a trial started (and got its run) but before Tune's next
     experiment snapshot; the resumed study never knew that trial and ran another in its place.
     Delete such runs so each trial of the study has exactly one run."""
-    runs = read_runs(exp)
-    lost = {t: r for t, r in runs["trials"].items() if t not in kept}
-    client = MlflowClient(runs["tracking_uri"])
-    for trial_id, run_id in lost.items():
+    lost = {t: r for t, r in runs.trials.items() if t not in kept}
+    client = MlflowClient(runs.tracking_uri)
+    for run_id in lost.values():
         client.delete_run(run_id)
-        del runs["trials"][trial_id]
     if lost:
-        exp.write_json(RUNS_FILE, runs)
+        runs.drop(lost)
     return len(lost)
 
 
-def finish_parent(runs: dict, summary: dict, metric: str, complete: bool) -> None:
+def finish_parent(runs: RunsFile, summary: dict, metric: str, complete: bool) -> None:
     """Best trial's params and metric on the parent, summary.json as its artifact."""
-    client = MlflowClient(runs["tracking_uri"])
-    pid = runs["parent"]
+    client = MlflowClient(runs.tracking_uri)
     best = summary.get("best")
     if best:
-        client.set_tag(pid, "best_trial", best["trial_id"])
-        client.log_metric(pid, metric, best["metrics"][metric])
-        params = RunConfig.from_dict(best["config"]).flat()
+        client.set_tag(runs.parent, "best_trial", best["trial_id"])
+        client.log_metric(runs.parent, metric, best["metrics"][metric])
         try:
-            _log_params(client, pid, params)
+            log_params(client, runs.parent, flatten(best["config"]))
         except MlflowException:  # params are immutable: a resumed study found a different best
-            print(f"note: the parent run keeps the params logged earlier; the best is now trial "
-                  f"{best['trial_id']} (tag best_trial)")
+            log.info("note: the parent run keeps the params logged earlier; the best is now trial %s "
+                     "(tag best_trial)", best["trial_id"])
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "summary.json")
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(summary, fh, indent=2)
-        client.log_artifact(pid, path)
-    client.set_terminated(pid, status="FINISHED" if complete else "FAILED")
-
-
-def _log_params(client: MlflowClient, run_id: str, params: dict) -> None:
-    items = [Param(k, str(v)) for k, v in params.items()]
-    for i in range(0, len(items), _PARAMS_PER_CALL):
-        client.log_batch(run_id, params=items[i:i + _PARAMS_PER_CALL])
-
-
-def _metric_items(result: dict) -> list[Metric]:
-    now = int(time.time() * 1000)
-    step = int(round(result.get("kimg", result.get("training_iteration", 0))))
-    return [Metric(k, float(v), now, step) for k, v in trainer_metrics(result).items()]
-
-
-class MLflowCallback(tune.Callback):
-    """Driver-side Tune callback: a child run per trial, one log_batch per result.
-
-    It carries only the experiment directory (Ray pickles callbacks into the experiment state);
-    everything else is read from the runs file when the experiment starts or resumes."""
-
-    def __init__(self, exp: Storage, base: dict):
-        self.exp = exp
-        self.base = base
-        self._client = None
-        self._runs: dict = {}
-        self._pending: dict[str, list] = {}  # trial id -> results whose checkpoint is not registered yet
-
-    def __getstate__(self):
-        return {"exp": self.exp, "base": self.base, "_client": None, "_runs": {}, "_pending": {}}
-
-    def setup(self, **info):
-        self._runs = read_runs(self.exp)
-        self._client = MlflowClient(self._runs["tracking_uri"])
-
-    def _run_id(self, trial) -> str:
-        run_id = self._runs["trials"].get(trial.trial_id)
-        if run_id is None:
-            cfg = RunConfig.from_dict(self.base, trial.config)
-            run = self._client.create_run(
-                self._runs["experiment_id"], run_name=trial.trial_id,
-                tags={"mlflow.parentRunId": self._runs["parent"], "trial_id": trial.trial_id,
-                      "searched": json.dumps(trial.config), "seed": str(cfg.seed), **code_version_tags()})
-            run_id = run.info.run_id
-            _log_params(self._client, run_id, cfg.flat())
-            self._client.log_text(run_id, cfg.to_yaml(), CONFIG_ARTIFACT)
-            self._runs["trials"][trial.trial_id] = run_id
-            self.exp.write_json(RUNS_FILE, self._runs)
-        return run_id
-
-    def on_trial_start(self, iteration, trials, trial, **info):
-        known = trial.trial_id in self._runs["trials"]
-        run_id = self._run_id(trial)
-        if known:  # a resumed trial continues its run
-            self._client.update_run(run_id, status="RUNNING")
-
-    def _flush(self, trial) -> None:
-        for result in self._pending.pop(trial.trial_id, []):
-            self._client.log_batch(self._run_id(trial), metrics=_metric_items(result))
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        self._pending.setdefault(trial.trial_id, []).append(dict(result))
-        if "checkpoint_path" in result:  # a multi-worker trial: Ray Train stored it before reporting
-            self._flush(trial)
-
-
-    def on_trial_recover(self, iteration, trials, trial, **info):
-        self._pending.pop(trial.trial_id, None)  # redone from the last registered checkpoint
-
-    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
-        """Log the results waiting for this checkpoint; the trial's sample picture travels in the
-        checkpoint (the driver can read checkpoints on any cluster) and becomes the child run's
-        artifact snapshots/<file>."""
-        self._flush(trial)
-        with checkpoint.as_directory() as ckpt_dir:
-            for name in sorted(os.listdir(ckpt_dir)):
-                if name.startswith(SNAPSHOT_PREFIX):
-                    self._client.log_artifact(self._run_id(trial), os.path.join(ckpt_dir, name), SNAPSHOT_DIR)
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self._flush(trial)  # e.g. a diverged trial's last result, which has no checkpoint
-        last = trial.last_result or {}
-        status = trial_status(last, self.base, trial.config)
-        tags = [RunTag("stopped_early", str(status == "stopped early").lower()), RunTag(STATUS_TAG, status)]
-        if status == "diverged":
-            tags.append(RunTag("diverged_reason", str(last.get("diverged_reason", ""))[:500]))
-        self._client.log_batch(self._run_id(trial), tags=tags)
-        self._client.set_terminated(self._run_id(trial), status="FAILED" if status == "diverged" else "FINISHED")
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self._flush(trial)
-        self._client.log_batch(self._run_id(trial), tags=[RunTag(STATUS_TAG, "error")])
-        self._client.set_terminated(self._run_id(trial), status="FAILED")
-
+        client.log_artifact(runs.parent, path)
+    client.set_terminated(runs.parent, status="FINISHED" if complete else "FAILED")

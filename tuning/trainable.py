@@ -26,8 +26,8 @@ from smart.config import RunConfig
 from smart.loop import Trainer, TrainingDiverged
 from smart.visuals import save_snapshot
 from tuning.live_metrics import TrialGauges
+from tuning.status import ResultKey
 
-DIVERGED = "diverged"  # result key: 1.0 when the trial's losses became NaN/inf
 SNAPSHOT_PREFIX = "snapshot-kimg"
 
 
@@ -74,8 +74,8 @@ def run_trial(cfg: RunConfig, *, metric: str, mode: str, report: Callable, check
         try:
             trainer.train()
         except TrainingDiverged as exc:
-            report({"kimg": round(trainer.kimg, 3), metric: worst_value(mode), DIVERGED: 1.0,
-                    "diverged_reason": str(exc)})
+            report({ResultKey.KIMG.value: round(trainer.kimg, 3), metric: worst_value(mode),
+                    ResultKey.DIVERGED.value: 1.0, ResultKey.DIVERGED_REASON.value: str(exc)})
     finally:
         # free the trial's memory now, even while a traceback still holds the trainer (ASHA stops a
         # trial by raising SystemExit in it), so the next trial on this GPU share starts clean
@@ -83,12 +83,12 @@ def run_trial(cfg: RunConfig, *, metric: str, mode: str, report: Callable, check
             trainer.close()
 
 
-def train_trial(config: dict, *, base: dict, metric: str, mode: str, threads: int, study: str = "",
+def train_trial(config: dict, *, base: RunConfig, metric: str, mode: str, threads: int, study: str = "",
                 snapshot_every: int = 0) -> None:
-    """`config` holds dotted overrides of the base run config (what the searcher suggested)."""
+    """`config` holds dotted overrides of the study's trial base (what the searcher suggested)."""
     torch.set_num_threads(threads)
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
-    run_trial(RunConfig.from_dict(base, config), metric=metric, mode=mode, report=tune.report,
+    run_trial(base.with_overrides(config), metric=metric, mode=mode, report=tune.report,
               checkpoint=tune.get_checkpoint(), gauges=TrialGauges(study, tune.get_context().get_trial_id() or ""),
               snapshot_every=snapshot_every)
 
@@ -98,7 +98,7 @@ def _ddp_worker(loop_config: dict) -> None:
     import ray.train
 
     torch.set_num_threads(loop_config["threads"])
-    cfg = RunConfig.from_dict(loop_config["base"], loop_config["config"])
+    cfg = loop_config["base"].with_overrides(loop_config["config"])
     rank0 = ray.train.get_context().get_world_rank() == 0
     gauges = TrialGauges(loop_config["study"], loop_config["trial_id"]) if rank0 else None
     run_trial(cfg, metric=loop_config["metric"], mode=loop_config["mode"], report=ray.train.report,
@@ -106,7 +106,7 @@ def _ddp_worker(loop_config: dict) -> None:
               snapshot_every=loop_config["snapshot_every"])
 
 
-def train_trial_ddp(config: dict, *, base: dict, metric: str, mode: str, threads: int, workers: int,
+def train_trial_ddp(config: dict, *, base: RunConfig, metric: str, mode: str, threads: int, workers: int,
                     cpu: float, gpu: float, train_storage: str, study: str = "", snapshot_every: int = 0) -> None:
     """A Tune trial that runs `workers` DDP ranks as a Ray Train TorchTrainer. Train keeps its
     checkpoints under `train_storage/<trial id>`, so a retried or resumed trial (same id) continues
