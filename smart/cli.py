@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 from typing import Any, Callable, Sequence
 
@@ -89,3 +90,6 @@ def run(main: Callable[[list[str]], int], argv: Sequence[str] | None = None) -> 
         return main(list(sys.argv[1:] if argv is None else argv))
     except ConfigError as exc:
         return report_error(exc)
+    except BrokenPipeError:  # `... | head` closed the pipe: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

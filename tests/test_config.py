@@ -1,4 +1,6 @@
 """The run config: dotted keys, validation naming the key, round trips."""
+import os
+
 import pytest
 
 from smart.config import ConfigError, RunConfig, config_keys, parse_assignment
@@ -103,3 +105,6 @@ def test_list_keys_cli_prints_the_table():
     assert any(line.startswith("| data.std | float | 0.05 | data.kind: grid25, ring8 |") for line in table)
     keys = {line.split(" | ")[0][2:] for line in table[2:]}
     assert keys == config_keys() | config_keys(RunConfig.from_dict(IMAGE_RUN))
+    docs = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "config.md")
+    with open(docs, encoding="utf-8") as fh:
+        assert fh.read().endswith(proc.stdout), "docs/config.md is stale: regenerate it with smart.train --list-keys"
