@@ -6,11 +6,13 @@ entry point; `--set key=value` means the same dotted key everywhere; library pro
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import math
 import os
 import sys
-from typing import Any, Callable, Sequence
+import threading
+from typing import Any, Callable, NoReturn, Sequence
 
 from smart.config import ConfigError, RunConfig, load_yaml, parse_assignment
 
@@ -93,3 +95,20 @@ def run(main: Callable[[list[str]], int], argv: Sequence[str] | None = None) -> 
     except BrokenPipeError:  # `... | head` closed the pipe: not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def exit_now(code: int) -> NoReturn:
+    """End a finished command without the interpreter's teardown: the interpreter's own thread
+    shutdown (idle thread pools told to stop, then every non-daemon thread joined), the atexit
+    handlers (Ray's, logging's), the streams flushed, then `os._exit`. Garbage-collecting torch,
+    Ray's core worker and MLflow's modules took ~3 s at the end of every study on 2 cores, with
+    nothing left to write. Joining threads by hand instead hung on any idle ThreadPoolExecutor
+    worker (they stop only when threading's shutdown hooks tell them to)."""
+    threading._shutdown()  # what Py_FinalizeEx runs first; no public equivalent
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more to say
+            pass
+    os._exit(code)

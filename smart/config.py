@@ -5,7 +5,7 @@ Dotted keys (``regularizer.weight``) are the public names of every option: the s
 
 The sections `data`, `generator`, `discriminator` and `score` are tagged: their `kind`/`arch` names a
 registered kind (smart.registry), whose own config class (a subclass of the base here) holds that
-kind's options and its cross-field checks. The fixed sections (`regularizer`, `optim`, `training`,
+kind's options and its cross-field checks. The fixed sections (`regularizer`, `loss`, `optim`, `training`,
 `eval`) live here. `plugins:` names modules imported before anything else is validated, so that a
 user's registered kinds work from YAML, `python -m smart.train` and Ray workers alike.
 """
@@ -67,7 +67,8 @@ class GeneratorConfig(Section):
     generator with an auxiliary loss (Aurora's MoE balance) has an `aux_weight` field."""
 
     arch: str = Field(description="the generator network, a name registered in smart.registry.GENERATORS")
-    z_dim: int = Field(8, ge=1, description="latent size")
+    z_dim: int = Field(8, ge=1, description="latent size (toy data in R^d: below d, G's samples lie on a set of "
+                       "dimension ≤ z_dim, as the data's plane does; above it, G can fill the space around the plane)")
     domains: ClassVar[tuple[str, ...]] = DOMAINS  # the data domains it can generate
 
     def check(self, run: RunConfig) -> None:
@@ -165,6 +166,15 @@ class RegularizerConfig(Section):
     )
 
 
+class LossConfig(Section):
+    """The adversarial game's losses."""
+
+    g_loss: Literal["non_saturating", "minimax"] = Field(
+        "non_saturating", description="generator loss: non_saturating = −log D(G(z)) (the default of every GAN "
+        "since Goodfellow et al. 2014); minimax = log(1 − D(G(z))), the original game, whose gradient vanishes "
+        "where D rejects a sample with confidence — the saturation SMaRt's premise is about")
+
+
 class OptimConfig(Section):
     """Adam for G and D, and D's lazy R1 penalty."""
 
@@ -183,6 +193,10 @@ class TrainingConfig(Section):
     batch_size: int = Field(256, ge=1, description="global batch (split evenly across DDP workers)")
     eval_every_kimg: float = Field(32.0, gt=0, description="evaluate (and checkpoint) every this many kimg")
     ema_kimg: float = Field(5.0, ge=0, description="EMA half-life of G in kimg; 0 disables")
+    ema_rampup: float | None = Field(None, gt=0, description="EMA ramp-up (stylegan2-ada): the half-life is "
+                                     "min(ema_kimg, ema_rampup × kimg so far); null: ema_kimg from the start")
+    deterministic: bool = Field(False, description="deterministic algorithms (torch, cuDNN, cuBLAS): bit-for-bit "
+                                "resume on CUDA too, at some speed; the CPU is always deterministic")
 
 
 class EvalConfig(Section):
@@ -242,6 +256,7 @@ class RunConfig(Section):
     discriminator: SerializeAsAny[DiscriminatorConfig] = Field(default_factory=_default("discriminator"))
     score: SerializeAsAny[ScoreConfig] = Field(default_factory=_default("score"))
     regularizer: RegularizerConfig = RegularizerConfig()
+    loss: LossConfig = LossConfig()
     optim: OptimConfig = OptimConfig()
     training: TrainingConfig = TrainingConfig()
     eval: EvalConfig = EvalConfig()
@@ -304,8 +319,14 @@ class RunConfig(Section):
         return self.model_dump(mode="json")
 
     def flat(self) -> dict[str, Any]:
-        """Dotted-key view (MLflow params, tables)."""
+        """Dotted-key view (tables, the set of valid keys)."""
         return flatten(self.to_dict())
+
+    def params(self) -> dict[str, Any]:
+        """The dotted keys that shape this run (its MLflow params): `flat()` less the inert keys."""
+        flat = self.flat()
+        inert = inert_keys({}, flat)
+        return {k: v for k, v in flat.items() if k not in inert}
 
     def with_overrides(self, overrides: dict[str, Any]) -> RunConfig:
         return RunConfig.from_dict(self.to_dict(), overrides)
@@ -366,6 +387,21 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = v
     return out
+
+
+# A key whose value 0 switches its section off: the section's other keys then cannot change the run.
+SWITCHES = {"regularizer.weight": "regularizer"}
+
+
+def inert_keys(overrides: dict[str, Any], flat: dict[str, Any]) -> set[str]:
+    """The dotted keys that cannot change a run of the config `flat` (its `flat()` view) with
+    `overrides` applied: with λ = 0 (a plain GAN) every other regularizer key. A study neither
+    samples nor records them, so the baseline carries no k or t-range."""
+    inert: set[str] = set()
+    for switch, section in SWITCHES.items():
+        if overrides.get(switch, flat[switch]) == 0:
+            inert |= {k for k in flat if k.startswith(section + ".") and k != switch}
+    return inert
 
 
 def config_keys(cfg: RunConfig | None = None) -> set[str]:

@@ -1,7 +1,10 @@
 """`python -m smart.generate CHECKPOINT --num N --out FILE.png|FILE.npz [--seed S] [--class C]`:
 samples of the EMA generator of a saved trainer checkpoint.
 
-CHECKPOINT is as for `python -m smart.evaluate`. PNG: a grid of images, or for toy data a scatter
+CHECKPOINT is as for `python -m smart.evaluate` (a trainer .pt file, a `smart.train --out`
+directory, a study trial's checkpoint directory), or a kept generator: the `generator/` artifact of
+a study's MLflow run (`mlflow artifacts download -r RUN_ID -a generator -d DIR`, then DIR/generator)
+or its generator.pt. PNG: a grid of images, or for toy data a scatter
 over the real distribution; NPZ: `samples`, the generator's output as float32 (images in [-1, 1]),
 and for a class-conditional generator `labels` (int64). --class C draws every sample of class C
 (default: classes as frequent as in the data). The file appears only when complete; bad input is
@@ -23,7 +26,8 @@ SUFFIXES = (".png", ".npz")
 
 def _parser():
     p = cli.parser("python -m smart.generate", __doc__)
-    p.add_argument("checkpoint", help="trainer .pt file, or a directory holding checkpoint.pt or trainer.pt")
+    p.add_argument("checkpoint", help="trainer or generator .pt file, or a directory holding checkpoint.pt, "
+                                      "trainer.pt or generator.pt")
     p.add_argument("--num", type=int, required=True, help="number of samples")
     p.add_argument("--out", required=True, help="new .png or .npz file")
     p.add_argument("--seed", type=int, default=0, help="seed of the latents, labels and the nets' noise")
@@ -79,7 +83,7 @@ def _main(argv) -> int:
     if args.num < 1:
         raise ConfigError("--num", f"must be >= 1, got {args.num}")
     _check_out(args.out)
-    state = read_checkpoint(args.checkpoint)
+    state = read_checkpoint(args.checkpoint, nets=("G_ema",))
     cfg = checkpoint_config(state, cli.overrides(args.sets))
     import torch  # only once the input is known to be good
 

@@ -1,6 +1,7 @@
 """The training loop: the phases of smart.phases (their losses from smart.losses' objective), EMA of
 G, evals with callbacks (metrics see an EvalContext, never the Trainer), and a state_dict that
-resumes bit-for-bit (nets, optimizers, EMA, RNG, progress, training statistics).
+resumes bit-for-bit (nets, optimizers, EMA, RNG, progress, training statistics) on the CPU, and on
+CUDA under `training.deterministic` (docs/gpu.md).
 
 Data-parallel runs (`distributed=True`, torch.distributed already initialised, e.g. by Ray Train):
 `training.batch_size` stays the global batch, each rank draws batch_size / world samples from its
@@ -22,10 +23,13 @@ from smart import progress
 from smart.checkpoint import CHECKPOINT_FORMAT, code_version
 from smart.config import RunConfig, flatten
 from smart.context import EvalContext
+from smart.data.loader import PrefetchedBatches
 from smart.losses import Objective
 from smart.metrics import compute_metrics
-from smart.models import build_models, draw_inputs, resolve_device
+from smart.devices import collective_device, cpu_state, resolve_device, use_deterministic_algorithms
+from smart.models import build_models, draw_inputs
 from smart.stats import TrainingStats
+from smart.timing import make_timer
 
 Callback = Callable[["Trainer", dict], None]
 _RANK_SEED_OFFSET = 7_919_017  # rank r > 0 of a distributed run trains on its own stream
@@ -45,10 +49,11 @@ def _adam(params, lr, beta1, beta2, ratio=1.0):
 class Trainer:
     """`step()` runs one iteration (D phases, G phases, EMA, counters); `train()` loops it with evals
     on schedule and callbacks after each; `context()` is what metrics see; `close()` frees it all.
-    `clock` times the phases (benchmarks pass time.process_time)."""
+    Phases are timed with CUDA events on CUDA and the host clock on the CPU (smart.timing); a
+    benchmark may pass its own `clock` (time.process_time)."""
 
     def __init__(self, cfg: RunConfig, callbacks: Sequence[Callback] = (), *, distributed: bool = False,
-                 clock: Callable[[], float] = time.perf_counter):
+                 clock: Callable[[], float] | None = None):
         self.cfg = cfg
         self.callbacks = list(callbacks)
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
@@ -56,14 +61,19 @@ class Trainer:
             raise ValueError(f"training.batch_size: {cfg.training.batch_size} is not divisible by the "
                              f"{self.world} workers (it is the global batch)")
         self.device = resolve_device(cfg.device)
+        use_deterministic_algorithms(cfg.training.deterministic)
         models = build_models(cfg, self.device)
         self.dataset, self.G, self.D, self.G_ema = models.dataset, models.G, models.D, models.G_ema
         self.score_model = models.score_model
 
         seed = cfg.seed + self.rank * _RANK_SEED_OFFSET
-        self.rng = torch.Generator().manual_seed(seed)  # data, latents, t and ε
-        self.stats = TrainingStats(clock)
-        self.objective = Objective(cfg, self.G, self.D, self.score_model, self.stats, self.rng)
+        self.seed = seed
+        self.rng = torch.Generator().manual_seed(seed)  # data (in memory) and latents
+        # t and ε of the SMaRt term, drawn where they are used (on the CPU: the same stream)
+        self.device_rng = (self.rng if self.device.type == "cpu"
+                           else torch.Generator(self.device).manual_seed(seed))
+        self.stats = TrainingStats(make_timer(self.device, clock))
+        self.objective = Objective(cfg, self.G, self.D, self.score_model, self.stats, self.device_rng)
         o, phases = cfg.optim, self.objective.phases
         self.opt_g = _adam(self.G.parameters(), o.g_lr, o.beta1, o.beta2, phases["Gmain"].ratio)
         self.opt_d = _adam(self.D.parameters(), o.d_lr, o.beta1, o.beta2, phases["Dmain"].ratio)
@@ -73,6 +83,8 @@ class Trainer:
         self.d_steps = 0
         self.evals = 0
         self._last_eval_nimg = 0
+        self.data_batches = 0  # real batches taken from a memory-mapped dataset's loader
+        self._loader = None
 
     # ---- properties ---------------------------------------------------------------------------
     @property
@@ -126,12 +138,27 @@ class Trainer:
         self._step(opt, loss)
         return separate()
 
+    def _real(self, batch: int):
+        """A batch of real data on the device: from the trainer's stream (data in memory), or from
+        the loader's workers (memory-mapped data, its own seeded stream: smart.data.loader)."""
+        if not getattr(self.dataset, "memory_mapped", False):
+            real, labels = self.dataset.batch(batch, self.rng)
+            return real.to(self.device), None if labels is None else labels.to(self.device)
+        if self._loader is None:
+            self._loader = PrefetchedBatches(self.dataset, batch, self.seed, self.device, skip=self.data_batches)
+        self.data_batches += 1
+        return self._loader.next_batch()
+
+    def _close_loader(self) -> None:
+        if self._loader is not None:
+            self._loader.close()
+            self._loader = None
+
     def _d_phases(self, batch: int) -> None:
-        real, real_labels = self.dataset.batch(batch, self.rng)
-        real = real.to(self.device)
-        real_labels = None if real_labels is None else real_labels.to(self.device)
+        real, real_labels = self._real(batch)
         z, labels = self._inputs(batch)
-        fake = self.G(z, labels).detach()
+        with torch.no_grad():  # D's phase never backpropagates into G
+            fake = self.G(z, labels)
         loss = self.objective.d_main(real, real_labels, fake, labels)
         reg = lambda: self.objective.d_reg(real, real_labels)  # noqa: E731
         loss = self._regularize(self.objective.phases["Dreg"], self.d_steps, self.opt_d, loss, reg, reg)
@@ -156,7 +183,10 @@ class Trainer:
 
     @torch.no_grad()
     def _update_ema(self, batch: int) -> None:
-        half_life = self.cfg.training.ema_kimg * 1000
+        t = self.cfg.training
+        half_life = t.ema_kimg * 1000
+        if t.ema_rampup is not None:  # stylegan2-ada: short runs get an EMA of their recent weights
+            half_life = min(half_life, self.cur_nimg * t.ema_rampup)
         beta = 0.5 ** (batch / half_life) if half_life > 0 else 0.0
         for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
             p_ema.lerp_(p, 1 - beta)
@@ -234,6 +264,7 @@ class Trainer:
     def close(self) -> None:
         """Free the nets, optimizers and data now (and the CUDA cache), even while something (a
         traceback, a reused actor) still holds the trainer; it cannot be used afterwards."""
+        self._close_loader()
         for name in ("G", "D", "G_ema", "score_model", "objective", "opt_g", "opt_d", "dataset"):
             setattr(self, name, None)
         self.stats.reset()
@@ -243,26 +274,31 @@ class Trainer:
 
     # ---- state --------------------------------------------------------------------------------
     def _rng_states(self) -> torch.Tensor:
-        """The trainer's stream and torch's global ones (CPU, and CUDA when used), as one tensor."""
+        """The trainer's streams and torch's global ones (CPU; on CUDA also CUDA's global one and
+        the trainer's device stream), as one CPU uint8 tensor."""
         states = [self.rng.get_state(), torch.get_rng_state()]
         if self.device.type == "cuda":
-            states.append(torch.cuda.get_rng_state(self.device))
+            states += [torch.cuda.get_rng_state(self.device), self.device_rng.get_state()]
         return torch.cat(states)
 
     def _set_rng_states(self, flat: torch.Tensor) -> None:
+        flat = cpu_state(flat)
         n = self.rng.get_state().numel()
         self.rng.set_state(flat[:n].clone())
         torch.set_rng_state(flat[n:2 * n].clone())
         if self.device.type == "cuda":
-            torch.cuda.set_rng_state(flat[2 * n:].clone(), self.device)
+            m = self.device_rng.get_state().numel()
+            torch.cuda.set_rng_state(flat[2 * n:-m].clone(), self.device)
+            self.device_rng.set_state(flat[-m:].clone())
 
     def state_dict(self) -> dict:
         """In a distributed run every rank must call this (it gathers the ranks' random streams)."""
         rng = self._rng_states()
-        if self.world > 1:
+        if self.world > 1:  # through the backend's device: NCCL cannot gather CPU tensors
+            rng = rng.to(collective_device(dist.get_backend()))
             ranks = [torch.empty_like(rng) for _ in range(self.world)]
             dist.all_gather(ranks, rng)
-            rng = torch.stack(ranks)
+            rng = torch.stack(ranks).cpu()
         return {
             "format": CHECKPOINT_FORMAT, "code": code_version(), "world": self.world,
             "config": json.dumps(self.cfg.to_dict(), sort_keys=True),
@@ -270,7 +306,8 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "rng": rng,
             "progress": {"cur_nimg": self.cur_nimg, "g_steps": self.g_steps, "d_steps": self.d_steps,
-                         "evals": self.evals, "last_eval_nimg": self._last_eval_nimg},
+                         "evals": self.evals, "last_eval_nimg": self._last_eval_nimg,
+                         "data_batches": self.data_batches},
             "stats": self.stats.state_dict(),
         }
 
@@ -300,6 +337,8 @@ class Trainer:
         self.cur_nimg, self.g_steps, self.d_steps, self.evals = (
             p["cur_nimg"], p["g_steps"], p["d_steps"], p["evals"])
         self._last_eval_nimg = p["last_eval_nimg"]
+        self.data_batches = p["data_batches"]
+        self._close_loader()  # the next batch comes from a loader that skips the ones consumed
         self.stats.load_state_dict(state["stats"])
 
     def save(self, path: str) -> None:
@@ -312,4 +351,6 @@ class Trainer:
             os.replace(tmp, path)
 
     def load(self, path: str) -> None:
-        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+        """Read onto the CPU: the nets and optimizers copy their tensors to their own device, and the
+        random streams' states must stay CPU ByteTensors."""
+        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

@@ -11,15 +11,18 @@ from smart.stats import TrainingStats
 
 
 class AdversarialLoss:
-    """The non-saturating logistic game."""
+    """The logistic game: D's loss, and G's either non-saturating, −log D(G(z)) = softplus(−logit),
+    or the original minimax one, log(1 − D(G(z))) = −softplus(logit), whose gradient vanishes where D
+    rejects a sample with confidence."""
 
-    @staticmethod
-    def generator_per_sample(d_fake: torch.Tensor) -> torch.Tensor:
-        return F.softplus(-d_fake)
+    def __init__(self, g_loss: str = "non_saturating"):
+        self.g_loss = g_loss
 
-    @staticmethod
-    def generator(d_fake: torch.Tensor) -> torch.Tensor:
-        return AdversarialLoss.generator_per_sample(d_fake).mean()
+    def generator_per_sample(self, d_fake: torch.Tensor) -> torch.Tensor:
+        return -F.softplus(d_fake) if self.g_loss == "minimax" else F.softplus(-d_fake)
+
+    def generator(self, d_fake: torch.Tensor) -> torch.Tensor:
+        return self.generator_per_sample(d_fake).mean()
 
     @staticmethod
     def discriminator(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
@@ -75,8 +78,9 @@ class ScoreMatchingRegularity:
         """(surrogate, value): per-sample losses whose gradient w.r.t. x is the mode's gradient,
         and the score-matching error itself (for logging). Unweighted."""
         n = x.shape[0]
-        t = torch.randint(self.t_min, self.t_max + 1, (n,), generator=generator).to(x.device)
-        noise = torch.randn(x.shape, generator=generator).to(x)
+        drawn_on = generator.device if generator is not None else x.device  # the device's own stream
+        t = torch.randint(self.t_min, self.t_max + 1, (n,), generator=generator, device=drawn_on).to(x.device)
+        noise = torch.randn(x.shape, generator=generator, device=drawn_on).to(x)
         alpha, sigma = self.score_model.schedule.alpha_sigma(t, x.dtype)
         bshape = (n,) + (1,) * (x.dim() - 1)
         x_t = alpha.view(bshape) * x + sigma.view(bshape) * noise
@@ -98,7 +102,7 @@ class ScoreMatchingRegularity:
 class Objective:
     """Every term of a run config's objective, the phase table that schedules them, and the loss of
     each phase. Term values go to `stats`; the SMaRt term draws t and ε from `rng` (the trainer's
-    stream) and is timed, forward and backward, for `smart_share`."""
+    stream on its device) and is timed, forward and backward, for `smart_share`."""
 
     def __init__(self, cfg, G, D, score_model, stats: TrainingStats | None = None,
                  rng: torch.Generator | None = None):
@@ -107,7 +111,7 @@ class Objective:
         self.rng = rng
         self.phases = phase_table(cfg)
         self.names = loss_names(cfg)
-        self.adversarial = AdversarialLoss()
+        self.adversarial = AdversarialLoss(cfg.loss.g_loss)
         self.r1 = R1Penalty(cfg.optim.r1_gamma)
         self.aux = AuxLoss(cfg.generator.aux_weight) if cfg.generator.has_aux_loss else None
         self.smart = ScoreMatchingRegularity.from_config(score_model, cfg.regularizer)
@@ -135,8 +139,8 @@ class Objective:
     def g_reg(self, fake, labels) -> torch.Tensor:
         """The weighted SMaRt term on `fake`."""
         clock = self.stats.smart_clock
-        start = clock.clock()
+        start = clock.mark()
         term, value = self.smart(clock.enter(fake), labels, generator=self.rng)
-        clock.add(clock.clock() - start)
+        clock.stop(start)
         self.stats.add("loss_smart", value)
         return clock.exit(term)

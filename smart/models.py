@@ -11,16 +11,11 @@ import torch
 from torch import nn
 
 from smart.data import build_dataset
+from smart.devices import resolve_device
 from smart.nets import build_networks
 from smart.score import build_score_model
 
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: cuda requested but no CUDA device is available")
-    return torch.device(name)
+__all__ = ["Models", "build_models", "draw_inputs", "generate", "generation_chunk", "resolve_device"]
 
 
 @dataclass

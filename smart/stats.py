@@ -1,29 +1,32 @@
 """What training reports between two evals: each loss term's running mean, summed on its device
-(one host sync per eval, not per step), and the seconds spent per phase and inside the SMaRt term."""
+(one host sync per eval, not per step), and the seconds spent per phase and inside the SMaRt term
+(on the device's own clock: smart.timing)."""
 from __future__ import annotations
 
 import contextlib
-import time
-from collections import defaultdict
-from typing import Callable
 
 import torch
 
-from smart.timing import BranchClock
+from smart.timing import BranchClock, CudaTimer, Durations, HostTimer
 
 
 class TrainingStats:
-    """`clock` times the phases (benchmarks pass time.process_time)."""
+    """`timer` times the phases and the SMaRt term (default: the host clock)."""
 
-    def __init__(self, clock: Callable[[], float] = time.perf_counter):
-        self.clock = clock
+    def __init__(self, timer: HostTimer | CudaTimer | None = None):
+        self.timer = timer or HostTimer()
         self.reset()
 
     def reset(self) -> None:
         self._sums: dict[str, torch.Tensor | float] = {}
         self._counts: dict[str, int] = {}
-        self.seconds: dict[str, float] = defaultdict(float)
-        self.smart_clock = BranchClock(self.clock)  # forward and backward of the SMaRt term
+        self._durations = Durations(self.timer)
+        self.smart_clock = BranchClock(self.timer)  # forward and backward of the SMaRt term
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        """Seconds per phase since the last reset (0.0 for a phase not run)."""
+        return self._durations.resolve()
 
     def add(self, name: str, value: torch.Tensor) -> None:
         """One value of a loss term (accumulated on its device)."""
@@ -41,11 +44,11 @@ class TrainingStats:
 
     @contextlib.contextmanager
     def timed(self, phase: str):
-        start = self.clock()
+        start = self.timer.mark()
         try:
             yield
         finally:
-            self.seconds[phase] += self.clock() - start
+            self._durations.add(phase, start, self.timer.mark())
 
     def state_dict(self) -> dict:
         return {"sums": {k: float(v) for k, v in self._sums.items()}, "counts": dict(self._counts)}

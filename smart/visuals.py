@@ -76,6 +76,9 @@ def picture(ctx, samples: torch.Tensor, title: str = ""):
     samples = samples.cpu()
     real = ctx.dataset.sample(SCATTER_POINTS, torch.Generator().manual_seed(SNAPSHOT_SEED))
     dist, _ = ctx.dataset.distance_in_std(samples)
+    to_plane = getattr(ctx.dataset, "to_plane", None)  # a plane in R^d: drawn in its own coordinates
+    if to_plane is not None:
+        samples, real = to_plane(samples)[0], to_plane(real)[0]
     return manifold_scatter(samples, real, dist, title)
 
 

@@ -141,3 +141,33 @@ def test_generate_images_of_one_class(tmp_path):
     bad = cli("smart.generate", tmp_path, "--num", "20", "--class", "10", "--out", tmp_path / "x.npz")
     assert bad.returncode == 2 and bad.stderr.startswith("error: --class: 10 is not a class of this generator (0..9)")
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_kept_generator_is_logged_to_mlflow_and_samples_as_its_checkpoint(toy_run, tmp_path):
+    """A study keeps a trial's generator as an MLflow artifact (generator.pt: the EMA weights and run
+    config, no G, D or optimizers; config.yaml); smart.generate draws from it exactly what it draws
+    from the checkpoint, and smart.evaluate, which needs D, refuses it."""
+    import torch
+    from mlflow.tracking import MlflowClient
+    from ray.tune import Checkpoint
+
+    from tuning.artifacts import log_generator
+
+    root, _ = toy_run
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    run_id = client.create_run(client.create_experiment("kept", artifact_location=str(tmp_path / "art"))).info.run_id
+    assert log_generator(uri, run_id, Checkpoint.from_directory(str(root / "run"))) == f"runs:/{run_id}/generator"
+    kept = client.download_artifacts(run_id, "generator", str(tmp_path / "dl"))
+    assert sorted(os.listdir(kept)) == ["config.yaml", "generator.pt"]
+    kept_file = os.path.join(kept, "generator.pt")
+    state = torch.load(kept_file, weights_only=True)
+    assert sorted(state) == ["G_ema", "code", "config", "format", "progress"]
+    for source, out in ((root / "run", "a.npz"), (kept, "b.npz"), (kept_file, "c.npz")):
+        proc = cli("smart.generate", source, "--num", "200", "--seed", "3", "--out", tmp_path / out)
+        assert proc.returncode == 0, proc.stderr
+    a, b, c = (np.load(tmp_path / n)["samples"] for n in ("a.npz", "b.npz", "c.npz"))
+    assert np.array_equal(a, b) and np.array_equal(a, c)
+    proc = cli("smart.evaluate", kept)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"error: checkpoint: {kept} holds no checkpoint.pt or trainer.pt")

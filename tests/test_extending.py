@@ -132,7 +132,7 @@ def test_plugin_config_errors_are_one_line(tmp_path, extra, expected):
 
 def test_registered_kinds_are_checked_like_built_in_ones():
     with pytest.raises(ConfigError, match=r"^eval.metrics: unknown metric 'mean_gapp' \(known: fid, grad_norms, "
-                                          r"mean_gap, modes\)"):
+                                          r"mean_gap, modes, saturation\)"):
         RunConfig.from_dict(CONFIG, {"eval.metrics": ["mean_gapp"]})
     with pytest.raises(ValueError, match="already registered"):
         METRICS.register("mean_gap", lambda ctx, samples: {})

@@ -177,7 +177,7 @@ def test_every_parameter_gets_gradients_in_a_gan_step(kind, num_classes):
     torch.manual_seed(0)
     G, D = make_g(kind, 8, num_classes), make_d(8, num_classes)
     labels = torch.randint(0, 10, (8,)) if num_classes else None
-    loss = AdversarialLoss.generator(D(G(torch.randn(8, 16), labels), labels))
+    loss = AdversarialLoss().generator(D(G(torch.randn(8, 16), labels), labels))
     if kind == "aurora":
         loss = loss + 0.01 * G.aux_loss
     loss.backward()

@@ -2,8 +2,8 @@
 loaded weights-only and refused across format or code versions, the dashboard stays on 127.0.0.1
 unless exposed on purpose (with a warning), token authentication stays on, and bad cluster or
 storage settings are one-line errors before anything starts."""
+import ast
 import os
-import re
 
 import pytest
 
@@ -37,15 +37,29 @@ def test_python_yaml_tags_are_refused(tmp_path, capsys):
     assert not marker.exists() and not (tmp_path / "s").exists()
 
 
+def _calls(text: str, module: str, names: tuple[str, ...]):
+    """Every `module.name(...)` call in a source, parsed (a regex cuts calls at nested parentheses)."""
+    for node in ast.walk(ast.parse(text)):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in names
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == module):
+            yield node, {k.arg: k.value for k in node.keywords}
+
+
 def test_every_yaml_and_torch_load_in_the_project_is_safe():
+    seen = 0
     for path, text in _sources():
         if path == os.path.join("tests", "test_safe_defaults.py"):
             continue
-        for call in re.findall(r"yaml\.(?:unsafe_load|full_load|load_all|load)\([^)]*\)", text):
-            assert "Loader=YamlLoader" in call, f"{path}: {call} (use smart.config.load_yaml)"
+        for call, kwargs in _calls(text, "yaml", ("unsafe_load", "full_load", "load_all", "load")):
+            loader = kwargs.get("Loader")
+            assert isinstance(loader, ast.Name) and loader.id == "YamlLoader", \
+                f"{path}:{call.lineno} (use smart.config.load_yaml)"
         assert "yaml.Loader" not in text and "yaml.UnsafeLoader" not in text, path
-        for call in re.findall(r"torch\.load\([^)]*\)", text):
-            assert "weights_only=True" in call, f"{path}: {call}"
+        for call, kwargs in _calls(text, "torch", ("load",)):
+            seen += 1
+            flag = kwargs.get("weights_only")
+            assert isinstance(flag, ast.Constant) and flag.value is True, f"{path}:{call.lineno}: torch.load without weights_only=True"
+    assert seen > 5  # the scan found the project's loads
 
 
 def test_checkpoints_from_another_format_or_code_are_refused(tmp_path):

@@ -24,10 +24,11 @@ class Dataset(Protocol):
 
     Every kind: `domain` ("toy" or "image", as its config class's), `shape` of one sample, the
     `num_classes` the nets are conditioned on (0: unconditional), `conditional`, and sampling from a
-    torch.Generator so that runs are repeatable. Toy kinds (2-D points with an exact density) also
+    torch.Generator so that runs are repeatable. Toy kinds (points with an exact density) also
     offer `distance_in_std(x) -> (distance to the nearest mode in mode stds, its index)` and
     `num_modes` (mode and on/off-manifold metrics, pictures) and `eps(x_t, alpha, sigma)`, the exact
-    noise prediction of the noised density (the analytic score model). Image kinds (ImageDataset)
+    noise prediction of the noised density (the analytic score model); a toy kind on a plane in R^d
+    (smart.data.toy) adds `to_plane`, `plane_distance_in_std`, `normal_spread` and `fid_coordinates`. Image kinds (ImageDataset)
     offer `uint8(index)`, `labels`, `reference(n, seed)` (the FID reference), `resolution`, `channels`.
     """
 
@@ -55,6 +56,18 @@ class ToyDataConfig(DataConfig):
     domain: ClassVar[str] = "toy"
     conditional: ClassVar[bool] = False
     std: float = Field(0.05, gt=0, le=0.5, description="per-mode standard deviation of the mixture")
+
+
+class MixtureDataConfig(ToyDataConfig):
+    """ring8 and grid25: the mixture on its plane, in R^2 or carried into R^d as a thin manifold."""
+
+    ambient_dim: int = Field(
+        2, ge=2, le=4096, description="d: the plane is embedded in R^d by a fixed seeded orthonormal map, so the "
+        "data is a thin 2-D manifold in a larger space, the regime of the paper's premise (off-manifold samples "
+        "a discriminator can separate); 2: the planar mixture")
+    normal_std: float = Field(
+        0.005, ge=0, le=0.5, description="std of the data in each of the d − 2 normal directions (the manifold's "
+        "thickness); 0 allowed (the noised score stays exact at every t); unused when ambient_dim is 2")
 
 
 class ImageDataConfig(DataConfig):
@@ -86,8 +99,8 @@ def build_dataset(cfg: RunConfig) -> Dataset:
     return DATASETS.get(cfg.data.kind).load()(cfg)
 
 
-DATASETS.register("ring8", "smart.data.toy:from_config", config=ToyDataConfig)
-DATASETS.register("grid25", "smart.data.toy:from_config", config=ToyDataConfig)
+DATASETS.register("ring8", "smart.data.toy:from_config", config=MixtureDataConfig)
+DATASETS.register("grid25", "smart.data.toy:from_config", config=MixtureDataConfig)
 DATASETS.register("digits", "smart.data.sources:digits", config=ImageDataConfig, native_resolution=8)
 DATASETS.register("mnist5k", "smart.data.sources:mnist5k", config=ImageDataConfig, native_resolution=32)
 DATASETS.register("fashion_mnist", "smart.data.sources:fashion_mnist", config=ImageDataConfig, native_resolution=32)

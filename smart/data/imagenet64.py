@@ -94,9 +94,20 @@ def uncompress(root: str) -> list[str]:
     return done
 
 
+def main(argv: list[str]) -> int:
+    from smart import cli
+    from smart.config import ConfigError
+
+    p = cli.parser("python -m smart.data.imagenet64", __doc__)
+    p.add_argument("dir", help=f"the folder holding {_PATTERN}")
+    args = p.parse_args(argv)
+    if not batch_files(args.dir):
+        raise ConfigError("dir", f"{args.dir} holds no {_PATTERN}")
+    for path in uncompress(args.dir):
+        print(f"uncompressed {path}")
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or not batch_files(sys.argv[1]):
-        print(f"usage: python -m smart.data.imagenet64 DIR  (DIR holds {_PATTERN})", file=sys.stderr)
-        sys.exit(2)
-    for p in uncompress(sys.argv[1]):
-        print(f"uncompressed {p}")
+    from smart import cli
+    sys.exit(cli.run(main))

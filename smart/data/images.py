@@ -73,6 +73,11 @@ class ImageDataset:
         return len(self._images)
 
     @property
+    def memory_mapped(self) -> bool:
+        """Read from disk per batch (training gathers its batches in DataLoader workers: smart.data.loader)."""
+        return self._lazy
+
+    @property
     def fingerprint(self) -> str:
         """Content hash (in-memory data) or the caller's file fingerprint (memory-mapped data)."""
         if self._fingerprint is None:

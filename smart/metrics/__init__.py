@@ -77,11 +77,23 @@ def _grad_reports(cfg: RunConfig) -> set[str]:
     return {"grad_adv", "grad_smart"}
 
 
+def _mode_reports(cfg: RunConfig) -> set[str]:
+    names = {"modes_covered", "hq_ratio", "off_manifold_ratio"}
+    if getattr(cfg.data, "ambient_dim", 2) > 2:  # a mixture embedded in R^d: its spread across the plane
+        names |= {"normal_spread", "normal_spread_ratio"}
+    return names
+
+
+def _saturation_reports(cfg: RunConfig) -> set[str]:
+    split = {"d_logit_on", "d_logit_off"} if cfg.data.domain == "toy" else {"d_logit_fake"}
+    return {"d_logit_real", "d_saturated", *split}
+
+
 METRICS.register("fid", "smart.metrics.frechet:fid", prepare="smart.metrics.frechet:prepare_fid",
                  reports=_fid_reports)
-METRICS.register("modes", "smart.metrics.modes:modes", domains=("toy",),
-                 reports={"modes_covered", "hq_ratio", "off_manifold_ratio"})
+METRICS.register("modes", "smart.metrics.modes:modes", domains=("toy",), reports=_mode_reports)
 METRICS.register("grad_norms", "smart.metrics.gradients:grad_norms", reports=_grad_reports)
+METRICS.register("saturation", "smart.metrics.saturation:saturation", reports=_saturation_reports)
 
 FID_EXTRACTORS.register("toy-rbf", "smart.metrics.frechet:toy_rbf", domain="toy", default_for="toy")
 FID_EXTRACTORS.register("classifier", "smart.metrics.frechet:classifier", domain="image", default_for="image")

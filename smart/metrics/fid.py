@@ -19,7 +19,10 @@ from smart import progress
 class ToyRBFExtractor(FeatureExtractorBase):
     """Fixed feature space for 2-D points: Gaussian bumps on a 12×12 grid over [-1.5, 1.5]² plus the
     coordinates. Dropping a mode removes the bumps near it from the mean feature, so FID punishes
-    mode dropping and off-manifold mass, and two samples of one distribution score ≈ 0."""
+    mode dropping and off-manifold mass, and two samples of one distribution score ≈ 0.
+    A point of a plane in R^d comes as (in-plane coordinates, distance r from the plane): its bumps
+    are on the grid in the plane at Euclidean distance in R^d (√(‖p − c‖² + r²)), and r is a feature
+    too, so mass spread across the plane counts as it would within it."""
 
     NAME = "smart-toy-rbf"
     LAYER = "rbf"
@@ -49,7 +52,8 @@ class ToyRBFExtractor(FeatureExtractorBase):
 
     def forward(self, x):
         x = x.to(torch.float64)
-        bumps = torch.exp(-torch.cdist(x, self.centres).square() / (2 * self.bandwidth**2))
+        squared = torch.cdist(x[:, :2], self.centres).square() + x[:, 2:].square().sum(1, keepdim=True)
+        bumps = torch.exp(-squared / (2 * self.bandwidth**2))
         return (torch.cat([bumps, x], dim=1),)
 
     @staticmethod

@@ -3,7 +3,8 @@ real data, through torch-fidelity with the configured extractor and reference st
 once per data set, subset, extractor and extractor weights.
 
 The extractors registered in smart.metrics (FID_EXTRACTORS) resolve here to a `FidSetup`:
-`toy-rbf` reads 2-D points against a fresh exact sample of the toy mixture; the image extractors
+`toy-rbf` reads 2-D points (or, for a mixture embedded in R^d, its in-plane coordinates and distance
+from the plane) against a fresh exact sample of the toy mixture; the image extractors
 read uint8 images against the dataset (or a fixed subset of it)."""
 from __future__ import annotations
 
@@ -101,11 +102,18 @@ def reference_set(cfg, dataset, setup: FidSetup) -> tuple[Dataset, str]:
         n = cfg.eval.num_samples
         name = cache_name(f"toy-{cfg.data.kind}", dataset.cache_key(), f"n{n}", f"seed{_TOY_REF_SEED}",
                           setup.weights_hash)
-        return SampleDataset(lambda: dataset.sample(n, torch.Generator().manual_seed(_TOY_REF_SEED)), n), name
+        make = lambda: toy_coordinates(dataset, dataset.sample(n, torch.Generator().manual_seed(_TOY_REF_SEED)))  # noqa: E731
+        return SampleDataset(make, n), name
     ref = dataset.reference(cfg.eval.reference_samples, seed=_REF_SEED)
     name = cache_name(f"{dataset.name}-{dataset.resolution}px", dataset.cache_key(), f"split-{dataset.split}",
                       f"n{len(ref)}", f"seed{_REF_SEED}", setup.name, setup.weights_hash, f"rgb{setup.rgb}")
     return (_RGB(ref) if setup.rgb else ref), name
+
+
+def toy_coordinates(dataset, samples: torch.Tensor) -> torch.Tensor:
+    """What toy-rbf reads of toy samples: the dataset's `fid_coordinates` where it has them."""
+    to_coordinates = getattr(dataset, "fid_coordinates", None)
+    return samples if to_coordinates is None else to_coordinates(samples.cpu())
 
 
 def generated_set(samples: torch.Tensor, setup: FidSetup) -> Dataset:
@@ -139,6 +147,8 @@ def fid(ctx, samples) -> dict:
     cfg = ctx.cfg
     setup = fid_setup(cfg, ctx.dataset)
     reference, name = reference_set(cfg, ctx.dataset, setup)
+    if setup.domain == "toy":
+        samples = toy_coordinates(ctx.dataset, samples)
     value = frechet_distance(generated_set(samples, setup), reference, reference_cache=name,
                              **fid_kwargs(cfg, setup, ctx.device.type == "cuda"))
     if setup.domain == "toy":

@@ -4,11 +4,9 @@ manifold (toy kinds) they are averaged on it and off it — the paper's claim: t
 gradient vanishes off the manifold while the score term keeps pushing — else over all samples."""
 from __future__ import annotations
 
-import math
-
 import torch
 
-from smart.metrics.modes import OFF_MANIFOLD_STD, ON_MANIFOLD_STD
+from smart.metrics.modes import on_off_means
 
 _SEED_OFFSET = 7919  # its own stream of latents, t and ε
 
@@ -35,7 +33,5 @@ def grad_norms(ctx, samples) -> dict[str, float]:
         if not split:
             out[f"grad_{name}"] = sum(float(c.sum()) for c in chunks) / n
             continue
-        values, dist = torch.cat(chunks), torch.cat(distances)
-        for side, mask in (("on", dist <= ON_MANIFOLD_STD), ("off", dist > OFF_MANIFOLD_STD)):
-            out[f"grad_{name}_{side}"] = float(values[mask].mean()) if mask.any() else math.nan
+        out.update(on_off_means(torch.cat(chunks), torch.cat(distances), f"grad_{name}"))
     return out

@@ -36,6 +36,10 @@ class PretrainConfig(Section):
                                 "(multiples of 8)")
     layers_per_block: int = Field(1, ge=1, description="resnet layers per UNet block")
     seed: int = Field(0, ge=0, description="seed of the pretraining run")
+    autocast: Literal["none", "bf16"] = Field("none", description="pretraining mixed precision on CUDA "
+                                              "(bf16 autocast of the UNet; its weights and optimizer stay fp32)")
+    checkpoint_every: int = Field(500, ge=1, description="steps between resumable checkpoints (DIR.partial.pt, "
+                                  "removed when the model is saved)")
 
     @field_validator("channels")
     @classmethod

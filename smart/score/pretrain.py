@@ -14,6 +14,7 @@ unconditional GANs. The directory appears atomically (written to a temp dir, the
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ from diffusers.training_utils import EMAModel
 from smart import cli, progress
 from smart.config import RunConfig
 from smart.data import build_dataset
+from smart.devices import resolve_device
 from smart.errors import ConfigError
 from smart.score.schedule import DIFFUSERS_NAMES
 from smart.score.unet import META_FILE
@@ -48,36 +50,69 @@ def make_unet(resolution: int, channels: int, widths, layers_per_block: int, num
                        norm_num_groups=8, num_class_embeds=num_class_embeds)
 
 
+def partial_path(out: str) -> str:
+    """Where an interrupted pretraining of `out` keeps its resumable state."""
+    return f"{out.rstrip('/')}.partial.pt"
+
+
 def pretrain(cfg: RunConfig, dataset, out: str) -> dict:
-    """Train per `cfg.score` (schedule, num_timesteps, prediction, pretrain.*) on `dataset`; save to `out`."""
+    """Train per `cfg.score` (schedule, num_timesteps, prediction, pretrain.*) on `dataset`; save to
+    `out`. Runs on `cfg.device` (bf16 autocast on CUDA when score.pretrain.autocast says so), keeps a
+    resumable state every pretrain.checkpoint_every steps and resumes from it when one exists."""
     s, p = cfg.score, cfg.score.pretrain
     if os.path.exists(out):
         raise ConfigError("--out", f"{out} already exists; choose another directory or remove it")
+    try:
+        device = resolve_device(cfg.device)
+    except RuntimeError as exc:
+        raise ConfigError("device", str(exc).removeprefix("device: ")) from None
     prediction = "epsilon" if s.prediction == "auto" else s.prediction
     scheduler = DDPMScheduler(num_train_timesteps=s.num_timesteps, beta_schedule=DIFFUSERS_NAMES[s.schedule],
                               prediction_type=prediction)
     null_class = dataset.num_labels if dataset.num_labels else None
     torch.manual_seed(p.seed)
     unet = make_unet(dataset.resolution, dataset.channels, p.channels, p.layers_per_block,
-                     null_class + 1 if null_class is not None else None)
+                     null_class + 1 if null_class is not None else None).to(device)
     gen = torch.Generator().manual_seed(p.seed)
     opt = torch.optim.AdamW(unet.parameters(), lr=p.lr, weight_decay=0.0)
     lr_sched = get_cosine_schedule_with_warmup(opt, min(200, p.steps // 10), p.steps)
     ema = EMAModel(unet.parameters(), use_ema_warmup=True, power=2 / 3)
-    start, recent = time.perf_counter(), []
+    first, recent = 0, []
+    partial = partial_path(out)
+    if os.path.isfile(partial):
+        state = torch.load(partial, map_location="cpu", weights_only=True)
+        if state["settings"] != p.model_dump() or state["data"] != dataset.cache_key():
+            raise ConfigError("--out", f"{partial} holds a pretraining with other settings or data; remove it")
+        unet.load_state_dict(state["unet"])
+        opt.load_state_dict(state["opt"])
+        lr_sched.load_state_dict(state["lr_sched"])
+        ema.load_state_dict(state["ema"])
+        ema.to(device)
+        gen.set_state(state["gen"])
+        first, recent = state["step"], list(state["recent"])
+        log.info("pretraining resumes at step %d from %s", first, partial)
+    alphas = scheduler.alphas_cumprod.to(device)
+    scheduler.alphas_cumprod = alphas  # add_noise and get_velocity index it on the batch's device
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if p.autocast == "bf16" and device.type == "cuda" \
+        else contextlib.nullcontext()
+    start = time.perf_counter()
     bar = progress.bar(p.steps, "score pretraining")
-    for step in range(p.steps):
+    bar.update(first)
+    for step in range(first, p.steps):
         idx = torch.randint(len(dataset), (p.batch_size,), generator=gen)
         x0 = dataset.uint8(idx.numpy()).float() / 127.5 - 1
         labels = None
         if null_class is not None:
             labels = dataset.labels[idx].clone()
             labels[torch.rand(p.batch_size, generator=gen) < LABEL_DROPOUT] = null_class
-        noise = torch.randn(x0.shape, generator=gen)
-        t = torch.randint(0, s.num_timesteps, (p.batch_size,), generator=gen)
+            labels = labels.to(device)
+        noise = torch.randn(x0.shape, generator=gen).to(device)
+        t = torch.randint(0, s.num_timesteps, (p.batch_size,), generator=gen).to(device)
+        x0 = x0.to(device)
         target = noise if prediction == "epsilon" else scheduler.get_velocity(x0, noise, t)
-        pred = unet(scheduler.add_noise(x0, noise, t), t, class_labels=labels).sample
-        loss = F.mse_loss(pred, target)
+        with amp:
+            pred = unet(scheduler.add_noise(x0, noise, t), t, class_labels=labels).sample
+        loss = F.mse_loss(pred.float(), target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -88,12 +123,21 @@ def pretrain(cfg: RunConfig, dataset, out: str) -> dict:
         if (step + 1) % max(1, p.steps // 10) == 0 or step + 1 == p.steps:
             log.info("pretrain step %d/%d loss %.4f (%.0fs)", step + 1, p.steps, sum(recent) / len(recent),
                      time.perf_counter() - start)
+        if (step + 1) % p.checkpoint_every == 0 and step + 1 < p.steps:
+            tmp = f"{partial}.tmp{os.getpid()}"
+            torch.save({"settings": p.model_dump(), "data": dataset.cache_key(), "step": step + 1, "recent": recent,
+                        "unet": unet.state_dict(), "opt": opt.state_dict(), "lr_sched": lr_sched.state_dict(),
+                        "ema": ema.state_dict(), "gen": gen.get_state()}, tmp)
+            os.replace(tmp, partial)
     bar.close()
     ema.copy_to(unet.parameters())
+    scheduler.alphas_cumprod = alphas.cpu()
     meta = {"null_class": null_class, "data": dataset.cache_key(), "steps": p.steps,
             "final_loss": sum(recent) / len(recent) if recent else None, "settings": p.model_dump(),
             "schedule": s.schedule, "prediction": prediction}
-    save_atomically(unet, scheduler, meta, out)
+    save_atomically(unet.cpu(), scheduler, meta, out)
+    if os.path.exists(partial):
+        os.remove(partial)
     return meta
 
 
