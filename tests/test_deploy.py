@@ -8,7 +8,7 @@ import shlex
 from ray.autoscaler._private.util import prepare_config, validate_config
 
 from smart.config import load_yaml
-from tuning.run_study import _parser
+from tuning.run_study import parser
 
 DEPLOY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "deploy")
 
@@ -16,7 +16,7 @@ DEPLOY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 def _study_args(command: str):
     words = shlex.split(command)
     i = words.index("tuning/run_study.py")
-    args = _parser().parse_args(words[i + 1:])
+    args = parser().parse_args(words[i + 1:])
     assert args.study == "studies/aurora_weight.yaml" and args.address == "auto"
     return args
 

@@ -69,6 +69,13 @@ BAD_STUDIES = [  # (id, changes, dropped keys, extra args, the key the error mus
     ("set-unknown-key", {}, (), ["--set", "regularizer.lambda=1"], "config.regularizer.lambda"),
     ("set-bad-value", {}, (), ["--set", "budget.num_samples=-3"], "budget.num_samples"),
     ("resume-nothing", {}, (), ["--resume"], "--resume"),
+    ("optuna-storage-not-a-url", {}, (), ["--optuna-storage", "optuna.db"], "--optuna-storage"),
+    ("optuna-storage-unknown-dialect", {}, (), ["--optuna-storage", "nosuchdb://host/optuna"], "--optuna-storage"),
+    ("optuna-storage-unreachable", {}, (), ["--optuna-storage", "sqlite:////nonexistent-dir/optuna.db"],
+     "--optuna-storage"),
+    ("replicates-zero", {}, (), ["--set", "budget.replicates=0"], "budget.replicates"),
+    ("confirm-one-seed", {("confirm",): {"seeds": 1}}, (), [], "confirm.seeds"),
+    ("confirm-unknown-key", {}, (), ["--set", "confirm.topk=2"], "confirm.topk"),
 ]
 
 

@@ -1,10 +1,13 @@
 """--resume after a hard interrupt on a multi-node cluster: the driver (run_study.py joined to the
 cluster) is SIGKILLed after some trials; resuming leaves exactly num_samples trials, keeps the
-Optuna history (no configuration repeated, the restored searcher knows every trial) and continues
+Optuna history (no configuration repeated, the restored searcher knows every trial, the study on
+disk holds each trial once) and continues
 the same MLflow parent and child runs. Driven by tests/cluster_harness.py (fixture cluster_faults)."""
 import json
 
+import optuna
 from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 
@@ -29,6 +32,15 @@ def test_resume_after_driver_kill(cluster_faults):
     assert len(learned) >= 5
     for trial in summary["trials"]:  # Optuna holds every trial, from before and after the kill
         assert any(all(trial["config"][k] == v for k, v in p.items()) for p in learned), trial["config"]
+
+    # the Optuna study on disk continued: each Tune trial once (COMPLETE, its seed and value);
+    # trials asked after the last snapshot, lost with the driver, FAIL and marked `lost`
+    ot_trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{store}/tiny/optuna.db").trials
+    kept = [t for t in ot_trials if not t.user_attrs.get("lost")]
+    assert all(t.state == TrialState.FAIL for t in ot_trials if t not in kept)
+    assert [t.state for t in kept] == [TrialState.COMPLETE] * 5
+    by_seed = {t["config"]["seed"]: t["metrics"]["fid_best"] for t in summary["trials"]}  # the objective (reduce: best)
+    assert {(t.params | t.user_attrs)["seed"]: t.value for t in kept} == by_seed
 
     client = MlflowClient(f"sqlite:///{store}/mlflow.db")
     exp = client.get_experiment_by_name("tiny")

@@ -27,7 +27,8 @@ def _ask_all(study, n, objective):
 def test_t_range_always_ordered_with_min_width_and_valid(kind, tmp_path):
     study = load_study(write_study(tmp_path / "s.yaml", {("sampler", "kind"): kind,
                                                           ("search", "regularizer.t_min", "min_width"): 20,
-                                                          ("search", "regularizer.t_min", "high"): 120}))
+                                                          ("search", "regularizer.t_min", "high"): 120,
+                                                          ("sampler", "points_to_evaluate"): []}))
     # the objective pulls TPE towards narrow bands at the top edge, where the constraint bites
     suggested = _ask_all(study, 120, lambda v: abs(v["regularizer.t_max"] - v["regularizer.t_min"] - 20)
                          + abs(120 - v["regularizer.t_max"]))
@@ -38,11 +39,12 @@ def test_t_range_always_ordered_with_min_width_and_valid(kind, tmp_path):
 
 def test_baseline_point_first_and_invisible_to_optuna(tmp_path):
     study = load_study(write_study(tmp_path / "s.yaml"))
-    suggested = _ask_all(study, 12, lambda v: v["regularizer.weight"] + 0.01 * v["regularizer.interval"])
+    suggested = _ask_all(study, 12, lambda v: v["regularizer.weight"] + 0.01 * v.get("regularizer.interval", 0))
     first, values = suggested[0]
     assert values["regularizer.weight"] == 0.0
-    assert "regularizer.weight" not in first.params  # λ=0 is outside log-space: never told to TPE
-    assert {"regularizer.interval", "regularizer.t_min", "regularizer.t_max"} <= set(first.params)
+    assert first.params == {}  # λ=0 is outside log-space: never told to TPE; k and t are inert
+    assert set(values) == {"regularizer.weight", "seed"}  # no k or t-range for the plain GAN
+    assert first.user_attrs == values  # the fixed values, for the study on disk
     for _, v in suggested[1:]:
         assert 1e-3 <= v["regularizer.weight"] <= 1.0
     seeds = [v["seed"] for _, v in suggested]
@@ -59,7 +61,7 @@ def test_grid_runs_points_then_the_product(tmp_path):
     study = load_study(path)
     assert study.num_samples == 1 + 2 * 2 * 2
     suggested = [v for _, v in _ask_all(study, study.num_samples, lambda v: 0.0)]
-    assert suggested[0]["regularizer.weight"] == 0.0
+    assert suggested[0] == {"regularizer.weight": 0.0, "seed": trial_seed(3, 0)}
     combos = {(v["regularizer.weight"], v["regularizer.interval"], v["regularizer.t_min"], v["regularizer.t_max"])
               for v in suggested[1:]}
     assert len(combos) == 8 and (0.1, 16, 40, 60) in combos
@@ -78,3 +80,28 @@ def test_overrides_reach_config_study_and_search_entries(tmp_path):
     assert study.max_t == 8.0
     # --set comes after the profile
     assert load_study(path, profile="quick", sets=[("budget.num_samples", 3)]).num_samples == 3
+
+
+def test_conditional_space_when_the_searcher_picks_lambda_zero(tmp_path):
+    """λ searched as a choice with 0, listed after k: λ is drawn first, and a λ = 0 trial draws no
+    k or t-range, while λ > 0 trials draw both; a grid with λ = 0 runs one plain GAN."""
+    path = write_study(tmp_path / "s.yaml", {
+        ("search",): {"regularizer.interval": {"type": "choice", "values": [1, 4], "grid": [1, 4]},
+                      "regularizer.weight": {"type": "choice", "values": [0.0, 0.01], "grid": [0.0, 0.01]}},
+        ("sampler", "points_to_evaluate"): [{"regularizer.weight": 0.0, "regularizer.interval": 4}]})
+    study = load_study(path, sets=[("budget.num_samples", 30)])
+    assert study.points == [{"regularizer.weight": 0.0}]  # the point's k is inert, so dropped
+    suggested = _ask_all(study, 30, lambda v: v["regularizer.weight"])
+    kinds = set()
+    for trial, v in suggested:
+        if v["regularizer.weight"] == 0.0:
+            assert "regularizer.interval" not in v and "regularizer.interval" not in trial.params
+        else:
+            assert v["regularizer.interval"] in (1, 4)
+            assert trial.params["regularizer.interval"] == v["regularizer.interval"]
+        kinds.add(v["regularizer.weight"])
+    assert kinds == {0.0, 0.01}
+    grid = load_study(path, sets=[("sampler.kind", "grid"), ("budget.num_samples", None)])
+    assert grid.points == [{"regularizer.weight": 0.0}, {"regularizer.weight": 0.0},
+                           {"regularizer.weight": 0.01, "regularizer.interval": 1},
+                           {"regularizer.weight": 0.01, "regularizer.interval": 4}]

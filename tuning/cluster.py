@@ -30,14 +30,20 @@ def _root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# A reused trial actor waits this long for the previous trial's thread to end (Tune's default, 2 s,
+# is shorter than freeing a trial's trainers on a loaded machine, and the next trial then errors
+# with "Trainable runner reuse requires reset_config() to be implemented and return True").
+_TRIAL_ENV = {"TUNE_FUNCTION_THREAD_TIMEOUT_S": "120"}
+
+
 def worker_env(address: str | None, code: str = "ship") -> dict:
     """The job's runtime_env (see the module docstring)."""
     if address is None:  # local: workers import `tuning`/`smart` from this tree, whatever their cwd
         path = os.pathsep.join(p for p in (_root(), os.environ.get("PYTHONPATH", "")) if p)
-        return {"env_vars": {"PYTHONPATH": path}}
+        return {"env_vars": {"PYTHONPATH": path, **_TRIAL_ENV}}
     if code == "installed":
-        return {}
-    return {"py_modules": [smart, tuning], "excludes": ["__pycache__", "*.pyc"]}
+        return {"env_vars": dict(_TRIAL_ENV)}
+    return {"py_modules": [smart, tuning], "excludes": ["__pycache__", "*.pyc"], "env_vars": dict(_TRIAL_ENV)}
 
 
 def exposure_warning(host: str, port: int = DASHBOARD_PORT) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from smart.config import ConfigError
+from tuning.optuna_db import resolve_optuna_storage, shown_url
 from tuning.storage import Storage
 from tuning.study import Study
 from tuning.study_lock import StudyLock
@@ -57,6 +58,8 @@ class Plan:
                                                          "sqlite file cannot live there; give an MLflow server or database")
             self.tracking_uri = resolve_tracking_uri(args.mlflow_uri, mlflow.tracking_uri, local or "")
             self.tracking_key = tracking_uri_key(args.mlflow_uri, mlflow.tracking_uri, self.storage_key)
+        self.optuna_storage = resolve_optuna_storage(args.optuna_storage, self.exp)
+        self.optuna_shared = args.optuna_storage is not None  # a database of its own, not the study's file
         self.lock = StudyLock(self.storage, study.spec.name)
         self.lock.check()
         self.stored = self.check_storage()
@@ -83,6 +86,9 @@ class Plan:
             diff = sorted(k for k in mine if stored["study"].get(k) != mine[k])
             raise ConfigError("--resume", f"the study differs from the one in {self.exp} "
                                           f"(differs in: {', '.join(diff)})")
+        if stored.get("optuna_storage", shown_url(self.optuna_storage)) != shown_url(self.optuna_storage):
+            raise ConfigError("--optuna-storage", f"the study's Optuna study is in {stored['optuna_storage']}; "
+                                                  "resume with the same --optuna-storage")
         if stored["tracking_uri"] != self.tracking_uri:
             raise ConfigError("--mlflow-uri", f"the study was tracked at {stored['tracking_uri']}; "
                                               f"resume with the same tracking URI (got {self.tracking_uri})")

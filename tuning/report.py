@@ -11,19 +11,19 @@ Imports neither Ray nor torch (torch only for --rerun-best).
 from __future__ import annotations
 
 import os
-import sys
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from smart.cli import Parser, run
+from smart.cli import Parser, exit_now, run
 from smart.config import ConfigError
 from tuning.plan import resolve_tracking_uri
 from tuning.report_data import find_parent
 from tuning.report_writer import INDEX, REPORT_DIR, build
 from tuning.runs_file import RunsFile
 from tuning.storage import Storage
-from tuning.trial_table import format_table
+from tuning.confirm_stats import verdict
+from tuning.trial_table import format_confirmation, format_table
 
 
 def _parser() -> Parser:
@@ -62,6 +62,9 @@ def _main(argv: list[str]) -> int:
     out = args.out or default_out
     made = build(uri, parent, out)
     record = made["record"]
+    if made["confirmation"] is not None:
+        print(f"verdict: {verdict(made['confirmation'], record.metric, record.mode)}\n")
+        print(format_confirmation(made["confirmation"], record.metric) + "\n")
     print(format_table({"metric": record.metric, "trials": [
         {"trial_id": t.trial_id, "status": t.status, "metrics": t.metrics, "config": t.searched}
         for t in record.trials]}, list(dict.fromkeys([*record.search_keys(), "seed"]))))
@@ -73,7 +76,7 @@ def _main(argv: list[str]) -> int:
 
         result = rerun_best(record)
         print(f"rerun of best trial {result['trial_id']} (seed {result['seed']}, to kimg {result['kimg']:g}): "
-              f"{record.metric} in the study {result['study']:.6g}, rerun {result['rerun']:.6g}, "
+              f"{result['metric']} in the study {result['study']:.6g}, rerun {result['rerun']:.6g}, "
               f"difference {result['rerun'] - result['study']:+.3g}")
     return 0
 
@@ -82,5 +85,10 @@ def main(argv=None) -> int:
     return run(_main, argv)
 
 
+def cli() -> None:
+    """`smart-report` and `python tuning/report.py`: main(), then a fast exit (smart.cli.exit_now)."""
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()

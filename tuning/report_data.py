@@ -1,5 +1,6 @@
-"""A study as MLflow recorded it: the parent run, one record per trial (status, searched values,
-run-config params, last metrics, objective history), read with MlflowClient alone, so that the
+"""A study as MLflow recorded it: the parent run, one record per search trial (status, searched
+values, run-config params, last metrics, objective history) and the confirmation's runs (child
+runs tagged stage=confirm), read with MlflowClient alone, so that the
 report can be rebuilt at any time without Ray or the study's storage."""
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
-from tuning.status import TrialStatus
+from tuning.status import STAGE_TAG, TrialStatus
 from tuning.tracking import step_kimg
 
 LAMBDA, INTERVAL, T_MIN, T_MAX = ("regularizer.weight", "regularizer.interval", "regularizer.t_min",
@@ -51,7 +52,8 @@ class StudyRecord:
     search: dict              # dotted key -> search entry (as logged on the parent)
     parent_params: dict
     parent_tags: dict
-    trials: list              # TrialRecord, best first; unscored ones last
+    trials: list              # TrialRecord of the search, best first; unscored ones last
+    confirm: list = field(default_factory=list)  # the confirmation's runs, as tuning.confirm.confirmation reads them
 
     def objective(self, trial: TrialRecord) -> float | None:
         value = trial.metrics.get(self.metric)
@@ -105,16 +107,31 @@ def find_parent(client: MlflowClient, name: str) -> tuple[str, str] | None:
     return exp.experiment_id, max(parents, key=lambda r: r.info.start_time).info.run_id
 
 
+def _confirm_run(run, metric: str) -> dict:
+    """A confirmation trial's configuration, seed and final objective (None unless it finished)."""
+    searched = json.loads(run.data.tags.get("searched", "{}"))
+    finished = TrialStatus.recorded(run.data.tags, run.info.status) == TrialStatus.FINISHED
+    value = run.data.metrics.get(metric) if finished else None
+    weight = searched.get(LAMBDA, run.data.params.get(LAMBDA))
+    return {"params": {k: v for k, v in searched.items() if k != "seed"}, "seed": searched.get("seed"),
+            "value": value if value is not None and math.isfinite(value) else None,
+            "baseline": weight is not None and float(weight) == 0.0}
+
+
 def load_study_record(tracking_uri: str, parent_run_id: str) -> StudyRecord:
     client = MlflowClient(tracking_uri)
     parent = client.get_run(parent_run_id)
     params = parent.data.params
-    metric, mode = params.get("study.metric", "fid"), params.get("study.mode", "min")
+    # the result key that ranks trials (fid_best with objective.reduce: best); older studies: the metric
+    metric, mode = params.get("study.objective", params.get("study.metric", "fid")), params.get("study.mode", "min")
     search = {k.removeprefix("search."): json.loads(v) for k, v in params.items() if k.startswith("search.")}
     children = _all_runs(client, parent.info.experiment_id, f"tags.mlflow.parentRunId = '{parent_run_id}'")
-    trials = []
-    for run in children:
+    trials, confirm = [], []
+    for run in sorted(children, key=lambda r: r.info.start_time):
         tags = run.data.tags
+        if tags.get(STAGE_TAG) == "confirm":
+            confirm.append(_confirm_run(run, metric))
+            continue
         history = [(step_kimg(m.step), m.value) for m in client.get_metric_history(run.info.run_id, metric)]
         trials.append(TrialRecord(
             run_id=run.info.run_id, trial_id=tags.get("trial_id", run.info.run_name),
@@ -124,7 +141,7 @@ def load_study_record(tracking_uri: str, parent_run_id: str) -> StudyRecord:
     record = StudyRecord(name=parent.data.tags.get("study", ""), tracking_uri=tracking_uri,
                          experiment_id=parent.info.experiment_id, parent_run_id=parent_run_id, metric=metric,
                          mode=mode, search=search, parent_params=dict(params), parent_tags=dict(parent.data.tags),
-                         trials=[])
+                         trials=[], confirm=confirm)
     sign = 1 if mode == "min" else -1
     scored = sorted((t for t in trials if record.objective(t) is not None and t.status != TrialStatus.ERROR),
                     key=lambda t: sign * record.objective(t))

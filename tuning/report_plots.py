@@ -14,7 +14,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution  # noqa: E402
-from optuna.importance import FanovaImportanceEvaluator  # noqa: E402
 
 from tuning.report_data import INTERVAL, LAMBDA, T_MAX, T_MIN, StudyRecord  # noqa: E402
 from tuning.status import TrialStatus  # noqa: E402
@@ -54,7 +53,7 @@ def fid_vs_lambda(record: StudyRecord, path: str) -> bool:
     if not trials:
         return False
     fig, ax = plt.subplots(figsize=(7.2, 4), dpi=90)
-    colours = _k_colours(t.number(INTERVAL) for t in trials)
+    colours = _k_colours(t.number(INTERVAL) for t in positive)  # the baseline has no k
     for t in positive:
         ax.scatter(t.number(LAMBDA), record.objective(t), color=colours[t.number(INTERVAL)], marker=_marker(t.status),
                    s=40, edgecolors="black", linewidths=0.4)
@@ -174,18 +173,18 @@ def optuna_plots(record: StudyRecord, out: str) -> tuple[dict, list[str]]:
     complete = study.get_trials(deepcopy=False)
     if len(complete) < 2:
         return {}, notes + ["importances and parallel coordinates need at least 2 trials inside the search space"]
-    evaluator = FanovaImportanceEvaluator(seed=0)
+    from optuna.importance import FanovaImportanceEvaluator  # here: it imports scikit-learn (~2 s)
+
     importances = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
-            importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
+            importances = optuna.importance.get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0))
         except (ValueError, RuntimeError) as exc:
             notes.append(f"parameter importances unavailable: {exc}")
-        if importances:
+        if importances:  # fANOVA once: both pictures from these numbers
             _importance_png(importances, record, os.path.join(out, "importances.png"))
-            optuna.visualization.plot_param_importances(study, evaluator=evaluator).write_html(
-                os.path.join(out, "importances.html"), include_plotlyjs="directory")
+            _importance_html(importances, record, os.path.join(out, "importances.html"))
         fig = optuna.visualization.matplotlib.plot_parallel_coordinate(study).figure
         fig.set_size_inches(9, 4.8)
         fig.set_dpi(90)
@@ -203,6 +202,41 @@ def _importance_png(importances: dict, record: StudyRecord, path: str) -> None:
     ax.set(xlabel=f"fANOVA importance for {record.metric}", xlim=(0, 1), title=f"{record.name}: parameter importances")
     fig.tight_layout()
     save_png(fig, path)
+
+
+def _importance_html(importances: dict, record: StudyRecord, path: str) -> None:
+    import plotly.graph_objects as go
+
+    names = list(importances)[::-1]
+    fig = go.Figure(go.Bar(x=[importances[n] for n in names], y=names, orientation="h",
+                           text=[f"{importances[n]:.2f}" for n in names], textposition="outside"))
+    fig.update_layout(title=f"{record.name}: fANOVA parameter importances for {record.metric}",
+                      xaxis={"title": "importance", "range": [0, 1]}, template="plotly_white")
+    fig.write_html(path, include_plotlyjs="directory")
+
+
+def confirmation_strip(entries: list[dict], metric: str, title: str, path: str) -> bool:
+    """Every confirmed configuration's per-seed objective (one dot per seed, jittered), its mean and
+    95% interval, the λ = 0 baseline's first and its mean as a dashed line across: whether a
+    configuration beats the plain GAN shows as dots clear of the line."""
+    shown = [e for e in entries if e["values"]]
+    if not shown:
+        return False
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.3 * len(shown) + 2), 4), dpi=90)
+    for i, e in enumerate(shown):
+        colour = BASELINE_COLOUR if e["baseline"] else ("tab:green" if e.get("beats_baseline") else "tab:blue")
+        offsets = [0.12 * ((j % 5) - 2) / 2 for j in range(len(e["values"]))]
+        ax.scatter([i + o for o in offsets], e["values"], color=colour, s=28, alpha=0.8, zorder=3)
+        ax.hlines(e["mean"], i - 0.25, i + 0.25, color=colour, lw=2, zorder=4)
+        if e["ci95"]:
+            ax.vlines(i + 0.3, *e["ci95"], color=colour, lw=1.2)
+        if e["baseline"]:
+            ax.axhline(e["mean"], color=BASELINE_COLOUR, ls="--", lw=0.8, zorder=1)
+    ax.set_xticks(range(len(shown)), [e["label"].replace(", ", "\n") for e in shown], fontsize=7)
+    ax.set(ylabel=f"{metric} per seed", title=title)
+    fig.tight_layout()
+    save_png(fig, path)
+    return True
 
 
 def side_by_side(pictures: list[tuple[str, str]], path: str) -> None:

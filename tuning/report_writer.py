@@ -1,10 +1,19 @@
-"""The study report, from what MLflow holds: REPORT_DIR/report.html (index), trials.csv, the plots
-as PNG (FID vs λ, vs t-range, over kimg, importances, parallel coordinates, λ = 0 baseline vs best)
-and interactive HTML. Needs MLflow, matplotlib and Optuna only: never Ray or torch."""
+"""The study report, from what MLflow holds: REPORT_DIR/report.html (index; led by the verdict and a
+strip plot of the confirmed configurations' seeds when the study had a confirmation stage),
+trials.csv, the plots as PNG (FID vs λ, vs t-range, over kimg, importances, parallel coordinates,
+λ = 0 baseline vs best) and interactive HTML. Needs MLflow, matplotlib, Optuna and SciPy only:
+never Ray or torch.
+
+A report is a function of the study's MLflow record and of this code, so a report directory keeps
+the digest of both (BUILT_FROM): rebuilding an unchanged study reads the record and stops there,
+without importing matplotlib, Optuna's fANOVA, scikit-learn or SciPy."""
 from __future__ import annotations
 
 import csv
+import dataclasses
+import hashlib
 import html
+import importlib.util
 import json
 import os
 import shutil
@@ -13,12 +22,12 @@ import tempfile
 from mlflow.tracking import MlflowClient
 
 from tuning.report_data import StudyRecord, last_snapshot, load_study_record
-from tuning.report_plots import fid_over_kimg, fid_vs_lambda, fid_vs_trange, fmt, optuna_plots, side_by_side
 from tuning.tracking import SNAPSHOT_DIR
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in a report
 REPORT_DIR = "report"
 INDEX = "report.html"
+BUILT_FROM = "built_from.json"  # the digest of the record and code a report was made from, and what it made
 
 
 def _table_rows(record: StudyRecord) -> tuple[list[str], list[list]]:
@@ -42,6 +51,8 @@ def _write_csv(header, rows, path) -> None:
 def _baseline_vs_best(record: StudyRecord, out: str) -> list[dict]:
     """The λ = 0 baseline's and the best trial's last sample pictures, side by side (the best
     λ > 0 trial when the baseline itself is best)."""
+    from tuning.report_plots import side_by_side
+
     client = MlflowClient(record.tracking_uri)
     best = ("best", record.best) if record.best is not record.baseline else ("best λ>0", record.best_smart)
     shown = []
@@ -63,8 +74,37 @@ def _baseline_vs_best(record: StudyRecord, out: str) -> list[dict]:
     return shown
 
 
+def _confirmation_html(record: StudyRecord, entries: list[dict], out: str) -> list[str]:
+    """The verdict, the strip plot of every confirmed configuration's seeds beside the baseline's,
+    and their table (per-seed values, difference from the baseline, Holm-corrected p)."""
+    from tuning.confirm_stats import verdict
+    from tuning.report_plots import confirmation_strip, fmt
+
+    e = html.escape
+    made = confirmation_strip(entries, record.metric, f"{record.name}: confirmation, one dot per seed",
+                              os.path.join(out, "confirmation.png"))
+    parts = [f"<h2>Verdict</h2><p><b>{e(verdict(entries, record.metric, record.mode))}</b></p>"]
+    if made:
+        parts.append("<img src='confirmation.png' alt='confirmation'>")
+    parts.append("<table><tr><th>configuration</th><th>mean</th><th>std</th><th>95% CI</th><th>Δ vs λ=0</th>"
+                 "<th>95% CI of Δ</th><th>p (Holm)</th><th>beats λ=0</th><th>per seed</th></tr>")
+    interval = lambda ci: f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "-"  # noqa: E731
+    for c in entries:
+        vs = c.get("vs_baseline") or {}
+        cells = [c["label"] + (" (baseline)" if c["baseline"] else ""), fmt(c["mean"]), fmt(c["std"]),
+                 interval(c["ci95"]), fmt(vs.get("delta")), interval(vs.get("ci95")), fmt(vs.get("p_value")),
+                 "" if c["baseline"] else ("yes" if c.get("beats_baseline") else "no"),
+                 " ".join(fmt(v) for v in c["values"]) + (f" (+{c['failed']} failed)" if c.get("failed") else "")]
+        parts.append("<tr>" + "".join(f"<td>{e(str(x))}</td>" for x in cells) + "</tr>")
+    parts.append("</table>")
+    return parts
+
+
 def write_report(record: StudyRecord, out: str) -> dict:
     """Every file of the report into `out`; returns what was made (for the caller and the tests)."""
+    from tuning.confirm import confirmation
+    from tuning.report_plots import fid_over_kimg, fid_vs_lambda, fid_vs_trange, fmt, optuna_plots
+
     os.makedirs(out, exist_ok=True)
     header, rows = _table_rows(record)
     _write_csv(header, rows, os.path.join(out, "trials.csv"))
@@ -82,6 +122,9 @@ def write_report(record: StudyRecord, out: str) -> dict:
              f"<p>{len(record.trials)} trials, objective {e(record.metric)} ({e(record.mode)}); MLflow "
              f"{e(record.tracking_uri)}, experiment {e(record.experiment_id)}, parent run {e(record.parent_run_id)}; "
              f"code {e(record.parent_tags.get('mlflow.source.git.commit', 'unknown'))}</p>"]
+    entries = confirmation(record.confirm, record.mode) if record.confirm else None
+    if entries is not None:  # the verdict leads
+        parts += _confirmation_html(record, entries, out)
     best = record.best
     if best:
         parts.append(f"<p><b>Best</b>: trial {e(best.trial_id)}, {e(record.metric)} {fmt(record.objective(best))}, "
@@ -113,13 +156,39 @@ def write_report(record: StudyRecord, out: str) -> dict:
     with open(os.path.join(out, INDEX), "w", encoding="utf-8") as fh:
         fh.write("\n".join(parts))
     return {"plots": plots, "importances": importances, "notes": notes, "rows": rows, "header": header,
-            "shown": [(s["role"], s["trial"].trial_id) for s in shown]}
+            "shown": [(s["role"], s["trial"].trial_id) for s in shown], "confirmation": entries}
+
+
+def _digest(record: StudyRecord) -> str:
+    """What a report depends on: the study's record and the report's code (found, not imported)."""
+    digest = hashlib.sha256(json.dumps(dataclasses.asdict(record), sort_keys=True, default=str).encode())
+    for module in ("tuning.report_data", "tuning.report_plots", "tuning.confirm", "tuning.confirm_stats", __name__):
+        with open(importlib.util.find_spec(module).origin, "rb") as fh:
+            digest.update(fh.read())
+    return digest.hexdigest()
+
+
+def _built(out: str, digest: str) -> dict | None:
+    """What the report in `out` made, when it was made from this digest and its index is there."""
+    try:
+        with open(os.path.join(out, BUILT_FROM), encoding="utf-8") as fh:
+            built = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return built["made"] if built.get("digest") == digest and os.path.exists(os.path.join(out, INDEX)) else None
 
 
 def build(tracking_uri: str, parent_run_id: str, out: str, log_to_parent: bool = False) -> dict:
-    """Load the study from MLflow, write the report, optionally log it to the parent run."""
+    """Load the study from MLflow, write the report (unless `out` holds this very report already),
+    optionally log it to the parent run."""
     record = load_study_record(tracking_uri, parent_run_id)
-    made = write_report(record, out)
+    digest = _digest(record)
+    made = _built(out, digest)
+    if made is None:
+        made = write_report(record, out)
+        with open(os.path.join(out, BUILT_FROM), "w", encoding="utf-8") as fh:
+            json.dump({"digest": digest, "made": made}, fh,
+                      default=lambda v: v.item() if hasattr(v, "item") else str(v))  # numpy scalars
     if log_to_parent:
         MlflowClient(tracking_uri).log_artifacts(parent_run_id, out, REPORT_DIR)
     made["record"] = record

@@ -28,5 +28,6 @@ def rerun_best(record: StudyRecord) -> dict:
     torch.set_num_threads(max(1, int(float(record.parent_params.get("study.resources.cpu", 1)))))
     prepare_assets(cfg)
     metrics = Trainer(cfg).train(until_kimg=best.kimg)
-    return {"trial_id": best.trial_id, "seed": cfg.seed, "kimg": metrics["kimg"],
-            "study": record.objective(best), "rerun": metrics[record.metric]}
+    metric = record.parent_params.get("study.metric", record.metric)  # the latest eval's, not the best so far
+    return {"trial_id": best.trial_id, "seed": cfg.seed, "kimg": metrics["kimg"], "metric": metric,
+            "study": best.metrics[metric], "rerun": metrics[metric]}

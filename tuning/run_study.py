@@ -1,5 +1,5 @@
 """`python tuning/run_study.py STUDY.yaml [--profile NAME] [--set key=value ...] [--storage DIR|URI]
-[--mlflow-uri URI] [--address auto|HOST:6379|ray://HOST:10001] [--code ship|installed]
+[--mlflow-uri URI] [--optuna-storage URL] [--address auto|HOST:6379|ray://HOST:10001] [--code ship|installed]
 [--dashboard-host HOST] [--resume] [--dry-run]` (also `smart-study`): run a hyperparameter study.
 
 A study file becomes a Ray Tune experiment: Optuna (define-by-run) suggests dotted config values,
@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import sys
 
-from smart.cli import Parser, add_set_option, overrides, run
+from smart.cli import Parser, add_set_option, exit_now, overrides, run
+from tuning.optuna_db import shown_url
 from tuning.plan import Plan, ui_command
 from tuning.study import load_study
 
 
-def _parser() -> Parser:
+def parser() -> Parser:
+    """The CLI's arguments (also used by benchmarks/gpu_check.py, so its studies run as users run them)."""
     p = Parser(prog="python tuning/run_study.py", description=__doc__.split("\n\n")[0].split(": ", 1)[1])
     p.add_argument("study", help="study YAML (studies/*.yaml)")
     p.add_argument("--profile", help="apply the study's named profile of overrides")
@@ -29,6 +31,9 @@ def _parser() -> Parser:
                                      "URI such as s3://bucket/studies (default: the study's storage, then ./runs)")
     p.add_argument("--mlflow-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, then "
                                         "the study's mlflow.tracking_uri, then sqlite:///<storage>/mlflow.db)")
+    p.add_argument("--optuna-storage", help="the Optuna study's database, an SQLAlchemy URL shared by the "
+                                            "cluster, e.g. postgresql://host/optuna (default "
+                                            "sqlite:///<storage>/<name>/optuna.db)")
     p.add_argument("--address", help="join this Ray cluster instead of starting a local one: auto (the "
                                      "cluster this machine belongs to), HOST:6379, or ray://HOST:10001")
     p.add_argument("--code", choices=("ship", "installed"), default="ship",
@@ -54,17 +59,18 @@ def _dry_run(plan: Plan) -> None:
     print("\n".join(SearchSpace(study).describe()))
     print(f"# storage: {plan.exp}")
     print(f"# mlflow:  {plan.tracking_uri or 'disabled'}")
+    print(f"# optuna:  {shown_url(plan.optuna_storage) or 'in the searcher snapshots (no database)'}")
 
 
 def _main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     plan = Plan(load_study(args.study, args.profile, list(overrides(args.sets).items())), args)
     if args.dry_run:
         _dry_run(plan)
         return 0
     from tuning.driver import run as run_driver
     from tuning.faults import StudyFault
-    from tuning.trial_table import format_table
+    from tuning.trial_table import format_confirmation, format_table
 
     try:
         outcome = run_driver(plan)
@@ -72,12 +78,16 @@ def _main(argv: list[str]) -> int:
         print(f"error: {fault}", file=sys.stderr)
         return 1
     study, summary = plan.study, outcome.summary
+    if "verdict" in summary:
+        print(f"\nverdict: {summary['verdict']}\n")
+        print(format_confirmation(summary["confirmation"], study.spec.objective.metric))
+        print("\nsearch:")
     print("\n" + format_table(summary, list(dict.fromkeys([*study.search_keys(), "seed"]))))
     if outcome.report:
         print(f"report: {outcome.report} (also in the parent run's artifacts, report/)")
-    best, metric = summary["best"], study.spec.objective.metric
+    best, key = summary["best"], study.spec.objective.result_key()
     if best:
-        print(f"\nbest: trial {best['trial_id']}  {metric}={best['metrics'][metric]:.4g}  {json.dumps(best['params'])}")
+        print(f"\nbest: trial {best['trial_id']}  {key}={best['metrics'][key]:.4g}  {json.dumps(best['params'])}")
     print(f"summary: {outcome.summary_path}")
     if outcome.tracking_uri:
         print(f"compare the runs: {ui_command(outcome.tracking_uri)}")
@@ -88,5 +98,10 @@ def main(argv=None) -> int:
     return run(_main, argv)
 
 
+def cli() -> None:
+    """`smart-study` and `python tuning/run_study.py`: main(), then a fast exit (smart.cli.exit_now)."""
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()

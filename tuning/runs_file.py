@@ -18,7 +18,10 @@ RUNS_DIR, RUNS_FILE = "tracking", "mlflow_runs.json"
 
 class RunsFile:
     """The record of one study's MLflow runs: {"tracking_uri", "experiment_id", "parent",
-    "trials": {trial id: run id}}."""
+    "trials": {trial id: run id}}. A trial's entry is written (run id null) before its run is
+    created: a driver killed between the two leaves a run that only its `trial_id` tag names, and
+    the null tells the next driver to look it up (tracking.find_trial_run) instead of making a
+    second one."""
 
     def __init__(self, exp: Storage, record: dict):
         self.dir = exp.sub(RUNS_DIR)
@@ -50,11 +53,16 @@ class RunsFile:
         return self._record["parent"]
 
     @property
-    def trials(self) -> dict[str, str]:
-        """trial id -> run id (a copy: change it through add / drop)."""
+    def trials(self) -> dict[str, str | None]:
+        """trial id -> run id, None while it is being created (a copy: change it through reserve,
+        add and drop)."""
         return dict(self._record["trials"])
 
-    def add(self, trial_id: str, run_id: str) -> None:
+    def reserve(self, trial_id: str) -> None:
+        """Before creating the trial's run: from now on a run of this trial may exist."""
+        self.add(trial_id, None)
+
+    def add(self, trial_id: str, run_id: str | None) -> None:
         self._record["trials"][trial_id] = run_id
         self._write()
 

@@ -1,15 +1,19 @@
 """The study's search space as an Optuna define-by-run function, plus the sampler behind it.
 
-Trial n < len(points) takes the values of points[n] (the λ=0 baseline, or every point of a grid)
-and suggests the keys that point leaves open; later trials suggest everything. Fixed values are
+The n-th trial asked (n < len(points)) takes the values of points[n] (the λ=0 baseline, or every
+point of a grid) and suggests the keys that point leaves open; later trials suggest everything. Fixed values are
 returned, not suggested, so a point outside a distribution (λ=0 under a log-uniform) never reaches
-Optuna's model. Each trial also gets a training seed derived from the study seed and its number.
+Optuna's model; they are recorded on the Optuna trial as user attributes instead, so that the
+study on disk shows every trial's values. The space is conditional: keys that the values so far
+make inert (k and the t-range when λ = 0, smart.config.inert_keys) are not suggested at all.
+Each trial also gets a training seed derived from the study seed and its number.
 """
 from __future__ import annotations
 
 import numpy as np
 import optuna
 
+from smart.config import SWITCHES, inert_keys
 from tuning.study import Study
 
 
@@ -22,20 +26,26 @@ class SearchSpace:
     """Picklable define-by-run function: trial -> {dotted config key: value}."""
 
     def __init__(self, study: Study):
-        self.entries = dict(study.spec.search)
+        # entries that set a switch (λ) first: they decide which of the others are inert
+        self.entries = dict(sorted(study.spec.search.items(),
+                                   key=lambda kv: not set(kv[1].keys(kv[0])) & set(SWITCHES)))
         self.points = [dict(p) for p in study.points]
         self.seed = study.spec.sampler.seed
+        self.flat = study.base.flat()
+        self.asked = 0  # trials defined so far: restored with the searcher's snapshot on --resume
 
     def __call__(self, trial) -> dict:
-        point = self.points[trial.number] if trial.number < len(self.points) else {}
-        values: dict = {}
+        # the count, not trial.number: a resumed study's database keeps the numbers of lost trials
+        number, self.asked = self.asked, self.asked + 1
+        point = self.points[number] if number < len(self.points) else {}
+        values: dict = dict(point)
         for key, entry in self.entries.items():
-            if key in point:
-                values.update({k: point[k] for k in entry.keys(key)})
-            else:
+            keys = entry.keys(key)
+            if not set(keys) & set(point) and not set(keys) <= inert_keys(values, self.flat):
                 values.update(entry.suggest(trial, key))
-        if "seed" not in values:
-            values["seed"] = trial_seed(self.seed, trial.number)
+        values.setdefault("seed", trial_seed(self.seed, number))
+        for key in values.keys() - trial.params.keys():
+            trial.set_user_attr(key, values[key])
         return values
 
     def describe(self) -> list[str]:

@@ -32,6 +32,7 @@ class TrialStatus(_Name):
 
 STATUS_TAG = "trial_status"    # MLflow tag of a child run: its TrialStatus
 STOPPED_EARLY_TAG = "stopped_early"
+STAGE_TAG = "stage"            # MLflow tag of a child run: "search", or "confirm" (the confirmation stage)
 SCORED = (TrialStatus.FINISHED, TrialStatus.STOPPED_EARLY)  # statuses whose objective ranks a trial
 
 
@@ -41,6 +42,16 @@ class ResultKey(_Name):
     KIMG = "kimg"
     DIVERGED = "diverged"                # 1.0 when the trial's losses became NaN/inf
     DIVERGED_REASON = "diverged_reason"  # the divergence message
+
+
+def best_key(metric: str) -> str:
+    """The result key of a metric's best value so far (`fid_best`)."""
+    return f"{metric}_best"
+
+
+def best_kimg_key(metric: str) -> str:
+    """The result key of the kimg at which that best value was measured (`fid_best_kimg`)."""
+    return f"{metric}_best_kimg"
 
 
 def trial_status(last_result: dict | None, target_kimg: float, metric: str, *, error: bool = False) -> TrialStatus:

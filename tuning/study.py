@@ -11,8 +11,9 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from smart.config import ConfigError, RunConfig, config_keys, load_yaml, set_dotted
+from smart.config import ConfigError, RunConfig, config_keys, inert_keys, load_yaml, set_dotted
 from smart.metrics import reported_metrics
+from tuning.status import best_key
 
 Scalar = Union[bool, int, float, str]
 
@@ -154,8 +155,24 @@ _ENTRY_TAGS = ("loguniform", "uniform", "int", "choice", "fixed", "range")
 
 # ---- the other sections -------------------------------------------------------------------------
 class Objective(_Strict):
-    metric: str = "fid"
+    """What ranks trials. A trial reports, at every eval, the metric's current value (`fid`) and its
+    best so far (`fid_best`); `reduce` picks the one that ASHA, Optuna, the summary and the
+    confirmation act on, and the checkpoint kept for the trial is that value's snapshot.
+
+    `best` is the default: GAN practice keeps the snapshot with the best FID (stylegan2-ada), a
+    GAN's FID often rises again late in training, and the generator a study keeps is that snapshot;
+    trials compared at equal kimg (an ASHA rung, the end of training) have had the same number of
+    evals, so the best-of-n is taken alike for all of them. `last` ranks by the latest eval (an
+    unbiased estimate of where training ended) and keeps the latest checkpoint."""
+
+    metric: str = Field("fid", description="a metric the run reports (e.g. fid, modes)")
     mode: Literal["min", "max"] = "min"
+    reduce: Literal["last", "best"] = Field("best", description="last: the latest eval's value; best: the "
+                                                                "best so far (its snapshot's generator is kept)")
+
+    def result_key(self) -> str:
+        """The trial result key that ranks trials (`fid` or `fid_best`)."""
+        return self.metric if self.reduce == "last" else best_key(self.metric)
 
 
 class Sampler(_Strict):
@@ -170,6 +187,9 @@ class Budget(_Strict):
     num_samples: int | None = Field(None, ge=1, description="trials; grid: defaults to the grid size")
     max_concurrent: int = Field(2, ge=1)
     max_failures: int = Field(0, ge=0, description="retries of a failed trial from its last checkpoint")
+    replicates: int = Field(1, ge=1, description="seeds per trial, trained in lockstep inside the trial; "
+                                                 "it reports their mean objective (and <metric>_std, "
+                                                 "<metric>_seeds)")
 
 
 class Scheduler(_Strict):
@@ -195,9 +215,19 @@ class Resources(_Strict):
 class MLflow(_Strict):
     enabled: bool = True
     tracking_uri: str | None = Field(None, description="default sqlite:///<storage>/mlflow.db")
-    snapshot_every: int = Field(1, ge=0, description="a sample picture every this many evals "
-                                                     "(and at the end of training); 0: none")
+    snapshot_every: int = Field(4, ge=0, description="a sample picture every this many evals "
+                                                     "(and at the end of training); 0: none. Each "
+                                                     "costs about as much as 10 checkpoints")
     report: bool = Field(True, description="write the study report at the end and log it to the parent run")
+
+
+class Confirm(_Strict):
+    """After the search, retrain its `top_k` best configurations and the λ = 0 baseline with `seeds`
+    fresh seeds each (to the full training.kimg) and test each against the baseline."""
+
+    top_k: int = Field(3, ge=1, description="how many of the search's best λ > 0 configurations to confirm")
+    seeds: int = Field(5, ge=2, description="fresh seeds per configuration (never a seed the search used)")
+    baseline: bool = Field(True, description="also confirm the λ = 0 baseline and compare each configuration with it")
 
 
 class StudySpec(_Strict):
@@ -211,6 +241,7 @@ class StudySpec(_Strict):
     scheduler: Scheduler = Scheduler()
     resources: Resources = Resources()
     mlflow: MLflow = MLflow()
+    confirm: Confirm | None = Field(None, description="the confirmation stage; off when absent")
     storage: str | None = Field(None, description="a shared directory or a URI (s3://, gs://, file://); "
                                                   "--storage overrides; default ./runs")
     profiles: dict[str, dict[str, Any]] = {}
@@ -289,6 +320,12 @@ def _validate_values(base: RunConfig, where: str, overrides: dict) -> None:
         raise ConfigError(where, f"{shown} is not a valid run config: {exc}") from None
 
 
+def _active(point: dict, flat: dict) -> dict:
+    """`point` less the keys it makes inert (a λ = 0 point keeps no k or t-range)."""
+    inert = inert_keys(point, flat)
+    return {k: v for k, v in point.items() if k not in inert}
+
+
 def _check_search(spec: StudySpec, base: RunConfig) -> list[dict]:
     valid = config_keys(base)
     seen: set[str] = set()
@@ -314,13 +351,18 @@ def _check_search(spec: StudySpec, base: RunConfig) -> list[dict]:
                 raise ConfigError(f"{where}.{k}", "not a key of the search space")
         _validate_values(base, where, point)
 
-    points = [dict(p) for p in spec.sampler.points_to_evaluate]
+    flat = base.flat()
+    points = [_active(p, flat) for p in spec.sampler.points_to_evaluate]
     if spec.sampler.kind == "grid":
         axes = [entry.grid_values(key) for key, entry in spec.search.items()]
+        grid: list[dict] = []
         for combo in itertools.product(*axes):
             point = {k: v for part in combo for k, v in part.items()}
             _validate_values(base, "search", point)
-            points.append(point)
+            point = _active(point, flat)
+            if point not in grid:  # λ = 0 in the grid: one plain GAN, whatever k and t-range
+                grid.append(point)
+        points += grid
         if spec.budget.num_samples not in (None, len(points)):
             raise ConfigError("budget.num_samples", f"a grid study runs exactly its {len(points)} points; "
                                                     f"leave num_samples out or set it to {len(points)}")
@@ -369,11 +411,14 @@ def load_study(path: str, profile: str | None = None, sets: list[tuple[str, Any]
     sched = spec.scheduler
     if sched.kind == "asha" and sched.time_attr == "kimg" and sched.grace_period > (sched.max_t or base.training.kimg):
         raise ConfigError("scheduler.grace_period", f"must be <= max_t ({sched.max_t or base.training.kimg:g} kimg)")
-    _check_resources(spec.resources, base)
+    _check_resources(spec.resources, base, spec.budget)
     return Study(spec, base, _check_search(spec, base))
 
 
-def _check_resources(res: Resources, base: RunConfig) -> None:
+def _check_resources(res: Resources, base: RunConfig, budget: Budget) -> None:
+    if budget.replicates > 1 and res.workers > 1:
+        raise ConfigError("budget.replicates", "replicates train in lockstep inside one trial process; "
+                                               "use resources.workers: 1 with budget.replicates > 1")
     if res.gpu > 1 and res.gpu != int(res.gpu):
         raise ConfigError("resources.gpu", f"above 1 it must be a whole number of GPUs (got {res.gpu:g})")
     if res.workers > 1 and 0 < res.gpu < 1:

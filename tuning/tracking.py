@@ -107,25 +107,38 @@ def start_parent(study, uri: str, storage: Storage, exp: Storage, resume: bool) 
         "study.num_samples": study.num_samples, "study.sampler": study.spec.sampler.kind,
         "study.seed": study.spec.sampler.seed, "study.scheduler": study.spec.scheduler.kind,
         "study.metric": study.spec.objective.metric, "study.mode": study.spec.objective.mode,
+        "study.reduce": study.spec.objective.reduce, "study.objective": study.spec.objective.result_key(),
         "study.resources.cpu": study.spec.resources.cpu, **search})
     return RunsFile.create(exp, uri, exp_id, pid)
+
+
+def find_trial_run(client: MlflowClient, runs: RunsFile, trial_id: str) -> str | None:
+    """The child run a trial got from an earlier driver that was killed before recording it."""
+    found = client.search_runs([runs.experiment_id], f"tags.trial_id = '{trial_id}' and "
+                                                     f"tags.mlflow.parentRunId = '{runs.parent}'")
+    return min(found, key=lambda r: r.info.start_time).info.run_id if found else None
 
 
 def drop_lost_trials(runs: RunsFile, kept: set[str]) -> int:
     """A hard interrupt can hit after a trial started (and got its run) but before Tune's next
     experiment snapshot; the resumed study never knew that trial and ran another in its place.
-    Delete such runs so each trial of the study has exactly one run."""
-    lost = {t: r for t, r in runs.trials.items() if t not in kept}
+    Delete such runs (recorded, or only reserved in the runs file and found by their tag) so each
+    trial of the study has exactly one run."""
     client = MlflowClient(runs.tracking_uri)
-    for run_id in lost.values():
-        client.delete_run(run_id)
+    lost = [t for t in runs.trials if t not in kept]
+    deleted = 0
+    for trial_id in lost:
+        run_id = runs.trials[trial_id] or find_trial_run(client, runs, trial_id)
+        if run_id is not None:
+            client.delete_run(run_id)
+            deleted += 1
     if lost:
         runs.drop(lost)
-    return len(lost)
+    return deleted
 
 
-def finish_parent(runs: RunsFile, summary: dict, metric: str, complete: bool) -> None:
-    """Best trial's params and metric on the parent, summary.json as its artifact."""
+def record_best(runs: RunsFile, summary: dict, metric: str) -> None:
+    """Best trial's params and metric on the parent."""
     client = MlflowClient(runs.tracking_uri)
     best = summary.get("best")
     if best:
@@ -136,6 +149,11 @@ def finish_parent(runs: RunsFile, summary: dict, metric: str, complete: bool) ->
         except MlflowException:  # params are immutable: a resumed study found a different best
             log.info("note: the parent run keeps the params logged earlier; the best is now trial %s "
                      "(tag best_trial)", best["trial_id"])
+
+
+def close_parent(runs: RunsFile, summary: dict, complete: bool) -> None:
+    """The final summary.json (timings included) as the parent's artifact, then its status."""
+    client = MlflowClient(runs.tracking_uri)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "summary.json")
         with open(path, "w", encoding="utf-8") as fh:

@@ -7,8 +7,10 @@ before it fetches its checkpoint, and a node lost in between restarts the trial 
 checkpoint, which would log that step twice. The run ids live in the study's runs file
 (tuning/runs_file.py), so a resumed study continues the same parent and child runs; a resumed trial
 logs only the steps beyond its run's history (an interrupted driver may have logged a result whose
-checkpoint its experiment state never recorded, and the trial redoes it). A diverged trial's run
-ends FAILED with the tag `trial_status=diverged`.
+checkpoint its experiment state never recorded, and the trial redoes it); a trial whose run an
+interrupted driver created but never recorded finds that run by its tag (tuning/runs_file.py), so
+driver loss never duplicates a run. A diverged trial's run ends FAILED with the tag
+`trial_status=diverged`.
 """
 from __future__ import annotations
 
@@ -25,7 +27,9 @@ from tuning.results import trainer_metrics
 from tuning.runs_file import RunsFile
 from tuning.status import SCORED, STATUS_TAG, STOPPED_EARLY_TAG, ResultKey, TrialStatus, trial_status
 from tuning.storage import Storage
-from tuning.tracking import CONFIG_ARTIFACT, SNAPSHOT_DIR, log_params, metric_step, run_name, run_tags
+from tuning.timings import Timings
+from tuning.tracking import (CONFIG_ARTIFACT, SNAPSHOT_DIR, find_trial_run, log_params, metric_step, run_name,
+                             run_tags)
 from tuning.trainable import SNAPSHOT_PREFIX
 
 
@@ -42,19 +46,22 @@ class MLflowCallback(tune.Callback):
     pickles callbacks into the experiment state); the runs are read from the runs file when the
     experiment starts or resumes."""
 
-    def __init__(self, exp: Storage, trial_base: RunConfig, metric: str):
+    def __init__(self, exp: Storage, trial_base: RunConfig, metric: str, tags: dict | None = None):
         self.exp = exp
         self.trial_base = trial_base
         self.metric = metric
+        self.tags = dict(tags or {})  # on every child run, e.g. {"stage": "confirm"}
         self._client = None
         self._runs: RunsFile | None = None
         self._configs: dict[str, RunConfig] = {}  # trial id -> its full run config
         self._pending: dict[str, list] = {}  # trial id -> results whose checkpoint is not registered yet
         self._logged: dict[str, int] = {}  # resumed trial id -> the last step its run holds
+        self.timings = Timings()  # its MLflow calls
 
     def __getstate__(self):
-        return {"exp": self.exp, "trial_base": self.trial_base, "metric": self.metric,
-                "_client": None, "_runs": None, "_configs": {}, "_pending": {}, "_logged": {}}
+        return {"exp": self.exp, "trial_base": self.trial_base, "metric": self.metric, "tags": self.tags,
+                "_client": None, "_runs": None, "_configs": {}, "_pending": {}, "_logged": {},
+                "timings": Timings()}
 
     def setup(self, **info):
         self._runs = RunsFile.read(self.exp)
@@ -66,22 +73,28 @@ class MLflowCallback(tune.Callback):
         return self._configs[trial.trial_id]
 
     def _run_id(self, trial) -> str:
-        run_id = self._runs.trials.get(trial.trial_id)
+        recorded = self._runs.trials
+        run_id = recorded.get(trial.trial_id)
         if run_id is None:
             cfg = self._config(trial)
-            run = self._client.create_run(
-                self._runs.experiment_id, run_name=run_name(cfg),
-                tags=run_tags({"mlflow.parentRunId": self._runs.parent, "trial_id": trial.trial_id,
-                               "searched": json.dumps(trial.config), "seed": str(cfg.seed)}))
-            run_id = run.info.run_id
-            log_params(self._client, run_id, cfg.flat())
+            if trial.trial_id in recorded:  # reserved by a driver killed before it recorded the run
+                run_id = find_trial_run(self._client, self._runs, trial.trial_id)
+            else:
+                self._runs.reserve(trial.trial_id)
+            if run_id is None:
+                run_id = self._client.create_run(
+                    self._runs.experiment_id, run_name=run_name(cfg),
+                    tags=run_tags({**self.tags, "mlflow.parentRunId": self._runs.parent, "trial_id": trial.trial_id,
+                                   "searched": json.dumps(trial.config), "seed": str(cfg.seed)})).info.run_id
+            log_params(self._client, run_id, cfg.params())  # on a found run: the same values again
             self._client.log_text(run_id, cfg.to_yaml(), CONFIG_ARTIFACT)
             self._runs.add(trial.trial_id, run_id)
         return run_id
 
     def on_trial_start(self, iteration, trials, trial, **info):
         known = trial.trial_id in self._runs.trials
-        run_id = self._run_id(trial)
+        with self.timings.phase("mlflow_create_run"):
+            run_id = self._run_id(trial)
         if known:  # a resumed trial continues its run, after the steps it holds
             self._client.update_run(run_id, status="RUNNING")
             history = self._client.get_metric_history(run_id, ResultKey.KIMG.value)
@@ -91,7 +104,8 @@ class MLflowCallback(tune.Callback):
         logged = self._logged.get(trial.trial_id, -1)
         for result in self._pending.pop(trial.trial_id, []):
             if metric_step(result[ResultKey.KIMG]) > logged:
-                self._client.log_batch(self._run_id(trial), metrics=_metric_items(result))
+                with self.timings.phase("mlflow_log_batch"):
+                    self._client.log_batch(self._run_id(trial), metrics=_metric_items(result))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self._pending.setdefault(trial.trial_id, []).append(dict(result))
@@ -109,7 +123,8 @@ class MLflowCallback(tune.Callback):
         with checkpoint.as_directory() as ckpt_dir:
             for name in sorted(os.listdir(ckpt_dir)):
                 if name.startswith(SNAPSHOT_PREFIX):
-                    self._client.log_artifact(self._run_id(trial), os.path.join(ckpt_dir, name), SNAPSHOT_DIR)
+                    with self.timings.phase("mlflow_log_artifact"):
+                        self._client.log_artifact(self._run_id(trial), os.path.join(ckpt_dir, name), SNAPSHOT_DIR)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._flush(trial)  # e.g. a diverged trial's last result, which has no checkpoint
