@@ -7,14 +7,24 @@ checkpoint per eval), both --concurrency trials at a time with one thread each.
 
 Two walls per side: end to end (a fresh interpreter: imports, Ray start, MLflow database, ...)
 and the training loop only (bare: the pool's first to last trial; study: Tune's tuning loop).
-Target: study / bare <= 1.15 on the training loop.
+Targets (issue 14): at --trials 16 --kimg 256, study / bare <= 1.15 on the training loop and
+<= 1.25 end to end; at the default size <= 1.3 end to end.
+
+Then the breakdown of the study's extra time, from summary.json's `timings` (tuning/timings.py):
+per eval and per trial what the trials spend besides training (checkpoint, snapshot picture, live
+gauges, the report's round trip through Tune's driver loop), the driver's MLflow calls, and the
+fixed costs (reference statistics, Ray start and shutdown, summary, report, the interpreter).
+The machine's core count and load (os.getloadavg) are printed with the figures: on a shared
+machine a figure means little without them. `--repeats N` alternates bare and study N times.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,41 +92,121 @@ def study_file(path: str, base: dict, configs: list[dict], concurrency: int, res
         yaml.safe_dump(doc, fh, sort_keys=False)
 
 
+def run_study(path: str, storage: str, env: dict) -> tuple[float, float, dict]:
+    """(end-to-end wall, Tune's tuning-loop wall, summary.json's timings) of one study run."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tuning", "run_study.py"), path, "--storage", storage],
+                          env=env, capture_output=True, text=True)
+    total = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stdout[-3000:] + proc.stderr[-3000:])
+    loop = re.search(r"\(([\d.]+) seconds for the tuning loop\)", proc.stdout + proc.stderr)
+    with open(os.path.join(storage, "overhead", "summary.json")) as fh:
+        timings = json.load(fh)["timings"]
+    return total, float(loop.group(1)), timings
+
+
+PER_EVAL = [  # (timings key, what it is); trial-side costs, summed over all trials
+    ("checkpoint_s", "checkpoint written (trainer.save)"),
+    ("snapshot_s", "snapshot picture drawn"),
+    ("gauges_s", "live gauges set"),
+    ("report_s", "report round trip (Tune driver loop + callbacks)"),
+    ("mlflow_log_batch", "MLflow log_batch (driver)"),
+    ("mlflow_log_artifact", "MLflow snapshot artifact (driver)"),
+]
+PER_TRIAL = [
+    ("actor_start", "Tune start -> trainable runs"),
+    ("trainer_setup_s", "trainer setup in the trial (bare: same)"),
+    ("mlflow_create_run", "MLflow child run created (driver)"),
+]
+FIXED = [
+    ("startup", "driver: interpreter start and imports"),
+    ("prepare", "prepare: reference statistics, lock"),
+    ("ray_start", "Ray start"),
+    ("mlflow_parent", "MLflow parent run created"),
+    ("tune_setup", "Tuner built (imports Tune, Optuna, torch)"),
+    ("fit_beyond_loop", "Tuner.fit beyond Tune's tuning loop"),
+    ("ray_shutdown", "Ray shutdown"),
+    ("summary", "summary.json"),
+    ("mlflow_finish", "MLflow: lost runs, best generator, parent"),
+    ("report", "study report"),
+]
+
+
+def breakdown(timings: dict, total: float, loop: float) -> list[str]:
+    def row(label, s, n, note=""):
+        per = f"{1000 * s / n:9.1f}" if n else f"{'-':>9}"
+        return f"  {label:50}{s:8.2f}{n:6d}{per}  {note}"
+
+    out = [f"  {'study, where the time goes':50}{'total s':>8}{'n':>6}{'ms each':>9}"]
+    def notes(key: str) -> str:
+        if key == "checkpoint_s" and "checkpoint_bytes" in timings:
+            size = timings["checkpoint_bytes"]
+            return f"{size['s'] / size['n'] / 1024:.0f} KiB each"
+        if key == "actor_start" and "actor_reused" in timings:
+            reused = timings["actor_reused"]
+            return f"{int(reused['s'])} of {reused['n']} trials on a reused actor"
+        return ""
+
+    for title, rows in (("  per eval:", PER_EVAL), ("  per trial:", PER_TRIAL)):
+        out.append(title)
+        out += [row(label, timings[key]["s"], timings[key]["n"], notes(key)) for key, label in rows if timings.get(key)]
+    out.append("  fixed (driver):")
+    if "tuning_loop" in timings:  # the driver's Tuner.fit wall minus the loop Tune reports
+        timings = {**timings, "fit_beyond_loop": {"s": timings["tuning_loop"]["s"] - loop, "n": 1}}
+    fixed = 0.0
+    for key, label in FIXED:
+        t = timings.get(key)
+        if t:
+            fixed += t["s"]
+            out.append(row(label, t["s"], t["n"]))
+    out.append(row("the rest: process exit (Ray workers stop)", total - loop - fixed, 0))
+    out.append(row("=> outside Tune's tuning loop", total - loop, 0))
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--trials", type=int, default=8)
     p.add_argument("--kimg", type=float, default=128.0)
     p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=1, help="bare and study alternately, this many times each")
     args = p.parse_args()
     base = {**BASE, "training": {"kimg": args.kimg, "eval_every_kimg": 32.0}}
     configs = trial_configs(args.trials)
     env = {**os.environ, "PYTHONPATH": ROOT, "RAY_USAGE_STATS_ENABLED": "0", "MLFLOW_DISABLE_TELEMETRY": "true"}
     env.pop("MLFLOW_TRACKING_URI", None)
 
+    walls = {"bare": [], "study": []}  # (training loop, end to end)
+    loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         base["eval"]["cache_dir"] = os.path.join(tmp, "cache")
-        t0 = time.perf_counter()
-        bare_loop = bare(base, configs, args.concurrency)
-        bare_total = time.perf_counter() - t0
-
         path = os.path.join(tmp, "overhead.yaml")
         study_file(path, base, configs, args.concurrency)
-        t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, os.path.join(ROOT, "tuning", "run_study.py"), path,
-                               "--storage", os.path.join(tmp, "runs")], env=env, capture_output=True, text=True)
-        study_total = time.perf_counter() - t0
-        if proc.returncode != 0:
-            print(proc.stdout[-3000:], proc.stderr[-3000:])
-            return 1
-        loop = re.search(r"\(([\d.]+) seconds for the tuning loop\)", proc.stdout + proc.stderr)
-        study_loop = float(loop.group(1))
+        for i in range(args.repeats):
+            t0 = time.perf_counter()
+            loop = bare(base, configs, args.concurrency)
+            walls["bare"].append((loop, time.perf_counter() - t0))
+            loads.append(os.getloadavg()[0])
+            try:
+                total, loop, timings = run_study(path, os.path.join(tmp, f"runs{i}"), env)
+            except RuntimeError as exc:
+                print(exc)
+                return 1
+            walls["study"].append((loop, total))
+            loads.append(os.getloadavg()[0])
 
+    med = {side: [statistics.median(w[k] for w in runs) for k in (0, 1)] for side, runs in walls.items()}
     print(f"{args.trials} trials × {args.kimg:g} kimg, {args.concurrency} at a time, 1 thread each "
           f"(ring8, eval every 32 kimg on 2000 samples)")
+    print(f"machine: {os.cpu_count()} cores; 1-min load average {', '.join(f'{x:.1f}' for x in loads)} "
+          f"(before, then after each run)" + (f"; medians of {args.repeats} runs each" if args.repeats > 1 else ""))
     print(f"{'':24}{'training loop [s]':>18}{'end to end [s]':>16}")
-    print(f"{'bare loop (no Ray)':24}{bare_loop:>18.1f}{bare_total:>16.1f}")
-    print(f"{'run_study (Ray+MLflow)':24}{study_loop:>18.1f}{study_total:>16.1f}")
-    print(f"{'ratio study / bare':24}{study_loop / bare_loop:>17.2f}×{study_total / bare_total:>15.2f}×")
+    print(f"{'bare loop (no Ray)':24}{med['bare'][0]:>18.1f}{med['bare'][1]:>16.1f}")
+    print(f"{'run_study (Ray+MLflow)':24}{med['study'][0]:>18.1f}{med['study'][1]:>16.1f}")
+    ratio = [med["study"][k] / med["bare"][k] for k in (0, 1)]
+    print(f"{'ratio study / bare':24}{ratio[0]:>17.2f}×{ratio[1]:>15.2f}×")
+    print("\n".join(breakdown(timings, *walls["study"][-1][::-1])))
     return 0
 
 
