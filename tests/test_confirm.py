@@ -88,6 +88,7 @@ def test_study_with_confirmation(ray_session, tmp_path, capsys):
     assert not search & set(base["seeds"])  # fresh seeds
     best_smart = next(t for t in summary["trials"] if t["config"][W] > 0)
     assert smart["params"] == {k: v for k, v in best_smart["config"].items() if k != "seed"}
+    assert base["params"] == {W: 0.0}  # no k or t-range: inert when λ = 0
     assert f"{base['values'][0]:.4g}" in out  # per-seed values printed beside the others
 
     uri = f"sqlite:///{storage}/mlflow.db"

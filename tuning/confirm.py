@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from smart.config import RunConfig
+from smart.config import RunConfig, inert_keys
 from tuning.confirm_stats import LAMBDA, compare
 from tuning.replicates import replicate_seed
 from tuning.status import SCORED, TrialStatus, trial_status
@@ -117,12 +117,14 @@ def runs_of(result_grid, base: RunConfig, metric: str) -> list[dict]:
     restored experiment lists them in another)."""
     from tuning.results import trial_number  # Ray's: the report reads confirmations without it
 
-    runs = []
+    runs, flat = [], base.flat()
     for r in sorted(result_grid, key=lambda r: trial_number(r.path)):
         config, last = r.config or {}, r.metrics or {}
         status = trial_status(last, base.with_overrides(config).training.kimg, metric, error=r.error is not None)
         value = last.get(metric) if status == TrialStatus.FINISHED else None
-        runs.append({"params": params_of(config), "seed": config.get("seed"),
+        params = params_of(config)  # less the keys it cannot use (the baseline's k and t-range)
+        inert = inert_keys(params, flat)
+        runs.append({"params": {k: v for k, v in params.items() if k not in inert}, "seed": config.get("seed"),
                      "value": float(value) if value is not None and math.isfinite(value) else None,
-                     "baseline": is_baseline(params_of(config), base)})
+                     "baseline": is_baseline(params, base)})
     return runs
