@@ -399,9 +399,15 @@ def inert_keys(overrides: dict[str, Any], flat: dict[str, Any]) -> set[str]:
     samples nor records them, so the baseline carries no k or t-range."""
     inert: set[str] = set()
     for switch, section in SWITCHES.items():
-        if overrides.get(switch, flat[switch]) == 0:
+        if overrides.get(switch, flat.get(switch)) == 0:
             inert |= {k for k in flat if k.startswith(section + ".") and k != switch}
     return inert
+
+
+def active_overrides(overrides: dict[str, Any], flat: dict[str, Any]) -> dict[str, Any]:
+    """`overrides` less the keys they make inert (a λ = 0 point keeps no k or t-range)."""
+    inert = inert_keys(overrides, flat)
+    return {k: v for k, v in overrides.items() if k not in inert}
 
 
 def config_keys(cfg: RunConfig | None = None) -> set[str]:

@@ -10,7 +10,7 @@ from torch import nn
 
 from smart.errors import ConfigError
 from smart.losses import Objective
-from smart.devices import resolve_device
+from smart.devices import config_device
 from smart.models import build_models, generate, generation_chunk
 
 EVAL_SEED_OFFSET = 1_000_003  # eval samples use their own stream, never the training one
@@ -50,10 +50,7 @@ def load_context(state: dict, cfg) -> EvalContext:
     """An evaluation context of a checkpoint's nets (read with smart.checkpoint.read_checkpoint)
     under `cfg`: no optimizers are built. Weights that do not fit `cfg` are a ConfigError; nets
     the state lacks (a kept generator holds G_ema only) keep their initial weights."""
-    try:
-        device = resolve_device(cfg.device)
-    except RuntimeError as exc:
-        raise ConfigError("device", str(exc).removeprefix("device: ")) from None
+    device = config_device(cfg.device)
     models = build_models(cfg, device)
     for name in (n for n in ("G", "D", "G_ema") if n in state):
         try:

@@ -14,6 +14,8 @@ from typing import MutableMapping, Sequence
 
 import torch
 
+from smart.errors import ConfigError
+
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
@@ -21,6 +23,14 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device: cuda requested but no CUDA device is available")
     return torch.device(name)
+
+
+def config_device(name: str) -> torch.device:
+    """`resolve_device` for a command's config: an unavailable device is the `device` key's ConfigError."""
+    try:
+        return resolve_device(name)
+    except RuntimeError as exc:
+        raise ConfigError("device", str(exc).removeprefix("device: ")) from None
 
 
 def granted_device(requested: str, gpu_ids: Sequence) -> str:

@@ -11,11 +11,10 @@ import torch
 from torch import nn
 
 from smart.data import build_dataset
-from smart.devices import resolve_device
 from smart.nets import build_networks
 from smart.score import build_score_model
 
-__all__ = ["Models", "build_models", "draw_inputs", "generate", "generation_chunk", "resolve_device"]
+__all__ = ["Models", "build_models", "draw_inputs", "generate", "generation_chunk"]
 
 
 @dataclass

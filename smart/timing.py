@@ -61,6 +61,7 @@ class Durations:
     """Seconds per name, summed over (start, end) mark pairs, resolved when read."""
 
     _RESOLVE_EVERY = 512  # bounds the pending events of a long interval between reads
+    _LEFT_PENDING = 64  # the newest pairs, whose events the GPU may not have reached: reading them would wait
 
     def __init__(self, timer: HostTimer | CudaTimer):
         self.timer = timer
@@ -70,13 +71,17 @@ class Durations:
     def add(self, name: str, start, end) -> None:
         self._pending.append((name, start, end))
         if len(self._pending) >= self._RESOLVE_EVERY:
-            self.resolve()
+            self._resolve(len(self._pending) - self._LEFT_PENDING)
+
+    def _resolve(self, n: int) -> None:
+        """Sum the oldest `n` pending pairs."""
+        for name, start, end in self._pending[:n]:
+            self._seconds[name] += self.timer.seconds(start, end)
+        del self._pending[:n]
 
     def resolve(self) -> dict[str, float]:
         """Every name's seconds so far (a dict that reads 0.0 for names never timed)."""
-        for name, start, end in self._pending:
-            self._seconds[name] += self.timer.seconds(start, end)
-        self._pending.clear()
+        self._resolve(len(self._pending))
         return self._seconds
 
 

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from smart.config import RunConfig, inert_keys
+from smart.config import RunConfig, active_overrides
 from tuning.confirm_stats import LAMBDA, compare
 from tuning.replicates import replicate_seed
 from tuning.status import SCORED, TrialStatus, trial_status
@@ -31,7 +31,7 @@ def _key(params: dict) -> str:
 
 
 def is_baseline(params: dict, base: RunConfig) -> bool:
-    return base.with_overrides(params).regularizer.weight == 0
+    return params.get(LAMBDA, base.regularizer.weight) == 0
 
 
 def pick(summary: dict, base: RunConfig, top_k: int, baseline: bool) -> tuple[list[dict], dict | None]:
@@ -122,9 +122,8 @@ def runs_of(result_grid, base: RunConfig, metric: str) -> list[dict]:
         config, last = r.config or {}, r.metrics or {}
         status = trial_status(last, base.with_overrides(config).training.kimg, metric, error=r.error is not None)
         value = last.get(metric) if status == TrialStatus.FINISHED else None
-        params = params_of(config)  # less the keys it cannot use (the baseline's k and t-range)
-        inert = inert_keys(params, flat)
-        runs.append({"params": {k: v for k, v in params.items() if k not in inert}, "seed": config.get("seed"),
+        params = params_of(config)
+        runs.append({"params": active_overrides(params, flat), "seed": config.get("seed"),
                      "value": float(value) if value is not None and math.isfinite(value) else None,
                      "baseline": is_baseline(params, base)})
     return runs

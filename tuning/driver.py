@@ -164,7 +164,6 @@ def _tuner(plan: Plan, base: RunConfig, callbacks: list):
     from ray.tune.schedulers import ASHAScheduler
 
     from tuning.optuna_db import open_storage
-    from tuning.reporter import Reporter
     from tuning.results import trial_dirname
     from tuning.searcher import StudySearch
     from tuning.space import SearchSpace, make_sampler

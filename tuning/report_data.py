@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
+from smart.config import active_overrides
 from tuning.status import STAGE_TAG, TrialStatus
 from tuning.tracking import step_kimg
 
@@ -113,7 +114,8 @@ def _confirm_run(run, metric: str) -> dict:
     finished = TrialStatus.recorded(run.data.tags, run.info.status) == TrialStatus.FINISHED
     value = run.data.metrics.get(metric) if finished else None
     weight = searched.get(LAMBDA, run.data.params.get(LAMBDA))
-    return {"params": {k: v for k, v in searched.items() if k != "seed"}, "seed": searched.get("seed"),
+    params = {k: v for k, v in searched.items() if k != "seed"}
+    return {"params": active_overrides(params, params), "seed": searched.get("seed"),
             "value": value if value is not None and math.isfinite(value) else None,
             "baseline": weight is not None and float(weight) == 0.0}
 

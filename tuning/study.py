@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from smart.config import ConfigError, RunConfig, config_keys, inert_keys, load_yaml, set_dotted
+from smart.config import ConfigError, RunConfig, active_overrides, config_keys, load_yaml, set_dotted
 from smart.metrics import reported_metrics
 from tuning.status import best_key
 
@@ -320,12 +320,6 @@ def _validate_values(base: RunConfig, where: str, overrides: dict) -> None:
         raise ConfigError(where, f"{shown} is not a valid run config: {exc}") from None
 
 
-def _active(point: dict, flat: dict) -> dict:
-    """`point` less the keys it makes inert (a λ = 0 point keeps no k or t-range)."""
-    inert = inert_keys(point, flat)
-    return {k: v for k, v in point.items() if k not in inert}
-
-
 def _check_search(spec: StudySpec, base: RunConfig) -> list[dict]:
     valid = config_keys(base)
     seen: set[str] = set()
@@ -352,14 +346,14 @@ def _check_search(spec: StudySpec, base: RunConfig) -> list[dict]:
         _validate_values(base, where, point)
 
     flat = base.flat()
-    points = [_active(p, flat) for p in spec.sampler.points_to_evaluate]
+    points = [active_overrides(p, flat) for p in spec.sampler.points_to_evaluate]
     if spec.sampler.kind == "grid":
         axes = [entry.grid_values(key) for key, entry in spec.search.items()]
         grid: list[dict] = []
         for combo in itertools.product(*axes):
             point = {k: v for part in combo for k, v in part.items()}
             _validate_values(base, "search", point)
-            point = _active(point, flat)
+            point = active_overrides(point, flat)
             if point not in grid:  # λ = 0 in the grid: one plain GAN, whatever k and t-range
                 grid.append(point)
         points += grid

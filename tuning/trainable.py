@@ -12,6 +12,7 @@ Lives in the installed package because Ray workers import it by name.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -198,14 +199,15 @@ def run_replicates(cfgs: list[RunConfig], *, metric: str, mode: str, report: Cal
     best = BestSoFar(metric, mode)  # of the replicates' mean
     try:
         streams = []
-        for r, cfg in enumerate(cfgs):
-            trainer = Trainer(cfg)
-            if checkpoint is not None:
-                with checkpoint.as_directory() as ckpt_dir:
+        with checkpoint.as_directory() if checkpoint is not None else contextlib.nullcontext() as ckpt_dir:
+            for r, cfg in enumerate(cfgs):
+                trainer = Trainer(cfg)
+                if ckpt_dir is not None:
                     trainer.load(os.path.join(ckpt_dir, REPLICATE_DIR.format(r), CHECKPOINT_FILE))
-                    best.load(ckpt_dir)
-            trainers.append(trainer)
-            streams.append(_GlobalStreams(trainer.device))
+                trainers.append(trainer)
+                streams.append(_GlobalStreams(trainer.device))
+            if ckpt_dir is not None:
+                best.load(ckpt_dir)
         lead = trainers[0]
         every = lead.cfg.training.eval_every_kimg
         while lead.cur_nimg < lead.total_nimg:

@@ -47,13 +47,12 @@ def default_workers(device: torch.device) -> int:
 
 
 class PrefetchedBatches:
-    """`next_batch()` -> (x in [-1, 1] on `device`, labels on `device` or None). `consumed` counts
-    the batches handed out, for the checkpoint; `PrefetchedBatches(..., skip=consumed)` resumes."""
+    """`next_batch()` -> (x in [-1, 1] on `device`, labels on `device` or None).
+    `PrefetchedBatches(..., skip=n)` resumes after the first n batches (the Trainer counts them)."""
 
     def __init__(self, dataset, batch: int, seed: int, device: torch.device, *, skip: int = 0,
                  workers: int | None = None):
         self.dataset, self.device = dataset, device
-        self.consumed = skip
         workers = default_workers(device) if workers is None else workers
         self._loader = DataLoader(_Gather(dataset), batch_size=None,
                                   sampler=IndexBatches(len(dataset), batch, seed + DATA_SEED_OFFSET, skip),
@@ -65,7 +64,6 @@ class PrefetchedBatches:
 
     def next_batch(self):
         images, labels = next(self._batches)
-        self.consumed += 1
         x = images.to(self.device, non_blocking=True).to(torch.float32) / 127.5 - 1
         return x, labels.to(self.device, non_blocking=True) if self.dataset.conditional else None
 

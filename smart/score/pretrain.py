@@ -21,6 +21,7 @@ import os
 import shutil
 import sys
 import time
+from collections import deque
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +32,7 @@ from diffusers.training_utils import EMAModel
 from smart import cli, progress
 from smart.config import RunConfig
 from smart.data import build_dataset
-from smart.devices import resolve_device
+from smart.devices import config_device
 from smart.errors import ConfigError
 from smart.score.schedule import DIFFUSERS_NAMES
 from smart.score.unet import META_FILE
@@ -55,6 +56,11 @@ def partial_path(out: str) -> str:
     return f"{out.rstrip('/')}.partial.pt"
 
 
+def _mean(losses) -> float:
+    """The mean of recent loss tensors (one host sync)."""
+    return float(torch.stack(list(losses)).double().mean())
+
+
 def pretrain(cfg: RunConfig, dataset, out: str) -> dict:
     """Train per `cfg.score` (schedule, num_timesteps, prediction, pretrain.*) on `dataset`; save to
     `out`. Runs on `cfg.device` (bf16 autocast on CUDA when score.pretrain.autocast says so), keeps a
@@ -62,10 +68,7 @@ def pretrain(cfg: RunConfig, dataset, out: str) -> dict:
     s, p = cfg.score, cfg.score.pretrain
     if os.path.exists(out):
         raise ConfigError("--out", f"{out} already exists; choose another directory or remove it")
-    try:
-        device = resolve_device(cfg.device)
-    except RuntimeError as exc:
-        raise ConfigError("device", str(exc).removeprefix("device: ")) from None
+    device = config_device(cfg.device)
     prediction = "epsilon" if s.prediction == "auto" else s.prediction
     scheduler = DDPMScheduler(num_train_timesteps=s.num_timesteps, beta_schedule=DIFFUSERS_NAMES[s.schedule],
                               prediction_type=prediction)
@@ -77,7 +80,7 @@ def pretrain(cfg: RunConfig, dataset, out: str) -> dict:
     opt = torch.optim.AdamW(unet.parameters(), lr=p.lr, weight_decay=0.0)
     lr_sched = get_cosine_schedule_with_warmup(opt, min(200, p.steps // 10), p.steps)
     ema = EMAModel(unet.parameters(), use_ema_warmup=True, power=2 / 3)
-    first, recent = 0, []
+    first, recent = 0, deque(maxlen=100)  # the last losses, as tensors: read them only when logging
     partial = partial_path(out)
     if os.path.isfile(partial):
         state = torch.load(partial, map_location="cpu", weights_only=True)
@@ -89,7 +92,8 @@ def pretrain(cfg: RunConfig, dataset, out: str) -> dict:
         ema.load_state_dict(state["ema"])
         ema.to(device)
         gen.set_state(state["gen"])
-        first, recent = state["step"], list(state["recent"])
+        first = state["step"]
+        recent.extend(torch.tensor(v) for v in state["recent"])
         log.info("pretraining resumes at step %d from %s", first, partial)
     alphas = scheduler.alphas_cumprod.to(device)
     scheduler.alphas_cumprod = alphas  # add_noise and get_velocity index it on the batch's device
@@ -118,14 +122,15 @@ def pretrain(cfg: RunConfig, dataset, out: str) -> dict:
         opt.step()
         lr_sched.step()
         ema.step(unet.parameters())
-        recent = (recent + [float(loss.detach())])[-100:]
+        recent.append(loss.detach())
         bar.update()
         if (step + 1) % max(1, p.steps // 10) == 0 or step + 1 == p.steps:
-            log.info("pretrain step %d/%d loss %.4f (%.0fs)", step + 1, p.steps, sum(recent) / len(recent),
+            log.info("pretrain step %d/%d loss %.4f (%.0fs)", step + 1, p.steps, _mean(recent),
                      time.perf_counter() - start)
         if (step + 1) % p.checkpoint_every == 0 and step + 1 < p.steps:
             tmp = f"{partial}.tmp{os.getpid()}"
-            torch.save({"settings": p.model_dump(), "data": dataset.cache_key(), "step": step + 1, "recent": recent,
+            torch.save({"settings": p.model_dump(), "data": dataset.cache_key(), "step": step + 1,
+                        "recent": torch.stack(list(recent)).tolist(),
                         "unet": unet.state_dict(), "opt": opt.state_dict(), "lr_sched": lr_sched.state_dict(),
                         "ema": ema.state_dict(), "gen": gen.get_state()}, tmp)
             os.replace(tmp, partial)
@@ -133,7 +138,7 @@ def pretrain(cfg: RunConfig, dataset, out: str) -> dict:
     ema.copy_to(unet.parameters())
     scheduler.alphas_cumprod = alphas.cpu()
     meta = {"null_class": null_class, "data": dataset.cache_key(), "steps": p.steps,
-            "final_loss": sum(recent) / len(recent) if recent else None, "settings": p.model_dump(),
+            "final_loss": _mean(recent) if recent else None, "settings": p.model_dump(),
             "schedule": s.schedule, "prediction": prediction}
     save_atomically(unet.cpu(), scheduler, meta, out)
     if os.path.exists(partial):
