@@ -1,5 +1,5 @@
 """Wall time of one trial with R = 1 vs R = 3 lockstep replicates (budget.replicates), in process
-through tuning.trainable.run_trial (no Ray), alternating R = 1, 3, 1, 3 so that drifting machine load
+through tuning.trial_run.run_trial (no Ray), alternating R = 1, 3, 1, 3 so that drifting machine load
 shows: ring8, evals at KIMG/2 and KIMG, 1000 FID samples, 1 thread.
 
     python benchmarks/replicate_cost.py 16
@@ -11,7 +11,7 @@ import time
 import torch
 
 from smart.config import RunConfig
-from tuning.trainable import run_trial
+from tuning.trial_run import run_trial
 
 
 def main() -> None:

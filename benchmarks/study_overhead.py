@@ -13,9 +13,12 @@ Targets (issue 14): at --trials 16 --kimg 256, study / bare <= 1.15 on the train
 Then the breakdown of the study's extra time, from summary.json's `timings` (tuning/timings.py):
 per eval and per trial what the trials spend besides training (checkpoint, snapshot picture, live
 gauges, the report's round trip through Tune's driver loop), the driver's MLflow calls, and the
-fixed costs (reference statistics, Ray start and shutdown, summary, report, the interpreter).
-The machine's core count and load (os.getloadavg) are printed with the figures: on a shared
-machine a figure means little without them. `--repeats N` alternates bare and study N times.
+fixed costs (reference statistics, Ray start and shutdown, summary, report, the interpreter; the
+pairs that run at once are counted once).
+Last, what no study can avoid on this machine, each measured alone: Ray's start (with the
+dashboard) and shutdown, and the trial actors' imports. The machine's core count and load
+(os.getloadavg) are printed with the figures: on a shared machine a figure means little without
+them. `--repeats N` alternates bare and study N times.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import yaml
 
@@ -121,8 +124,9 @@ PER_TRIAL = [
 ]
 FIXED = [
     ("startup", "driver: interpreter start and imports"),
-    ("prepare", "prepare: reference statistics, lock"),
+    ("prepare", "prepare: checks, lock"),
     ("ray_start", "Ray start"),
+    ("preload", "reference statistics, imports (while Ray starts)"),
     ("mlflow_parent", "MLflow parent run created"),
     ("tune_setup", "Tuner built (imports Tune, Optuna, torch)"),
     ("fit_beyond_loop", "Tuner.fit beyond Tune's tuning loop"),
@@ -131,7 +135,7 @@ FIXED = [
     ("mlflow_finish", "MLflow: lost runs, best generator, parent"),
     ("report", "study report (while Ray shuts down)"),
 ]
-OVERLAPPING = ("report", "ray_shutdown")  # run at once (tuning/driver.py): the wall counts the longer
+OVERLAPPING = (("preload", "ray_start"), ("report", "ray_shutdown"))  # each pair runs at once (tuning/driver.py)
 
 
 def breakdown(timings: dict, total: float, loop: float) -> list[str]:
@@ -155,7 +159,7 @@ def breakdown(timings: dict, total: float, loop: float) -> list[str]:
     out.append("  fixed (driver):")
     if "tuning_loop" in timings:  # the driver's Tuner.fit wall minus the loop Tune reports
         timings = {**timings, "fit_beyond_loop": {"s": timings["tuning_loop"]["s"] - loop, "n": 1}}
-    fixed = -min(timings[key]["s"] if timings.get(key) else 0.0 for key in OVERLAPPING)
+    fixed = -sum(min(timings[key]["s"] if timings.get(key) else 0.0 for key in pair) for pair in OVERLAPPING)
     for key, label in FIXED:
         t = timings.get(key)
         if t:
@@ -164,6 +168,39 @@ def breakdown(timings: dict, total: float, loop: float) -> list[str]:
     out.append(row("the rest: process exit (Ray workers stop)", total - loop - fixed, 0))
     out.append(row("=> outside Tune's tuning loop", total - loop, 0))
     return out
+
+
+_RAY_ALONE = """
+import json, time
+t0 = time.perf_counter()
+import ray
+from tuning.cluster import init_ray
+t1 = time.perf_counter()
+init_ray()
+t2 = time.perf_counter()
+ray.shutdown()
+print(json.dumps({"start": t2 - t1, "shutdown": time.perf_counter() - t2}))
+"""
+_TRIAL_IMPORTS = "import time; t0 = time.perf_counter(); import ray.tune, tuning.trial_run; print(time.perf_counter() - t0)"
+
+
+def floor(env: dict, concurrency: int) -> list[str]:
+    """What a study pays that the bare loop does not, each measured alone in a fresh interpreter:
+    Ray's start (with the dashboard, as a study starts it) and shutdown, and a trial actor's imports
+    (Tune, torch, torch-fidelity, the training library), `concurrency` at once as the trials start."""
+    def run(code: str) -> str:
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                              check=True).stdout.strip().splitlines()[-1]
+
+    ray_alone = json.loads(run(_RAY_ALONE))
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:  # each a subprocess
+        list(pool.map(run, [_TRIAL_IMPORTS] * concurrency))
+    imports = time.perf_counter() - t0
+    return [f"  {'measured alone (fresh interpreters, after the runs)':50}{'s':>8}",
+            f"  {'Ray start with the dashboard (ray.init)':50}{ray_alone['start']:8.2f}",
+            f"  {'Ray shutdown':50}{ray_alone['shutdown']:8.2f}",
+            f"  {f'trial actors importing Tune, torch, torch-fidelity ({concurrency} at once)':50}{imports:8.2f}"]
 
 
 def main() -> int:
@@ -208,6 +245,7 @@ def main() -> int:
     ratio = [med["study"][k] / med["bare"][k] for k in (0, 1)]
     print(f"{'ratio study / bare':24}{ratio[0]:>17.2f}×{ratio[1]:>15.2f}×")
     print("\n".join(breakdown(timings, *walls["study"][-1][::-1])))
+    print("\n".join(floor(env, args.concurrency)))
     return 0
 
 

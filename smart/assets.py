@@ -62,13 +62,20 @@ def _check_image_inputs(cfg: RunConfig):
     return found["data"]
 
 
-def prepare_assets(cfg: RunConfig) -> None:
-    """Idempotent: each step computes into its cache only what is not there yet. Raises ConfigError
-    (naming the key) for missing inputs before doing any long work."""
+def check_assets(cfg: RunConfig) -> None:
+    """Everything about the shared assets that can refuse a run, first: missing image data, score
+    model or extractor weights, a score model that does not fit the data (pretrained first when
+    `score.pretrain` asks). Raises ConfigError naming the key. Toy kinds have nothing to refuse."""
     if cfg.score.kind == "diffusers":
         dataset = _check_image_inputs(cfg)
         if not os.path.exists(cfg.score.path) and cfg.score.pretrain.steps > 0:
             log.info("pretraining the score model into %s (%d steps)", cfg.score.path, cfg.score.pretrain.steps)
             resolve("smart.score.pretrain:pretrain")(cfg, dataset, cfg.score.path)
         build_score_model(cfg, dataset)  # the model loads and fits the data (ConfigError otherwise)
+
+
+def prepare_assets(cfg: RunConfig) -> None:
+    """Idempotent: each step computes into its cache only what is not there yet. `check_assets`
+    first, then the metrics' reference statistics and extractors."""
+    check_assets(cfg)
     prepare_metrics(cfg)

@@ -70,7 +70,7 @@ def test_a_ray_trial_granted_no_gpu_runs_on_cpu_with_cuda_hidden(ray_session):
 
     import ray
 
-    from tuning.trainable import on_granted_devices
+    from tuning.trial_run import on_granted_devices
 
     @ray.remote(num_cpus=1, num_gpus=0)
     def trial_view(cfg):

@@ -42,3 +42,20 @@ print(sorted(m for m in ("torch", "diffusers", "torch_fidelity", "ray", "mlflow"
                           env={**os.environ, "PYTHONPATH": ROOT})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_the_study_driver_imports_no_torch():
+    """The driver names the trainables and runs Tune, Optuna and MLflow without torch and the
+    training library: those load in the trial actors (tuning/trial_run.py), and a toy study's
+    driver pays for them only where its reference statistics need them (while Ray starts)."""
+    script = """
+import sys
+import tuning.driver, tuning.trainable, tuning.trial_timings, tuning.tracking_callback, tuning.fault_watch
+import tuning.results, tuning.searcher, tuning.cluster
+from tuning.driver import _trainable
+print(sorted(m for m in ("torch", "torch_fidelity", "torchvision", "smart.loop") if m in sys.modules))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": ROOT})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -14,7 +14,7 @@ from smart.config import ConfigError, RunConfig
 from study_files import write_study
 from tuning.replicates import combine, replicate_configs, replicate_seed
 from tuning.study import load_study
-from tuning.trainable import run_replicates, run_trial
+from tuning.trial_run import run_replicates, run_trial
 
 
 def test_replicate_seeds_are_derived_and_distinct():

@@ -159,7 +159,7 @@ def test_trials_export_live_gauges_to_prometheus(ray_session, tmp_path):
     import ray
 
     from tuning.live_metrics import TrialGauges
-    from tuning.trainable import run_trial
+    from tuning.trial_run import run_trial
 
     @ray.remote(num_cpus=1)
     class Trial:

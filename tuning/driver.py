@@ -3,10 +3,12 @@ trial, MLflow record and the summary derive from (the study's base config with i
 absolute and its reference-statistics cache pinned, or the one a resumed study stored).
 
 - prepare: resolve the trial base, check that the tracking server and a shared Optuna database
-  (--optuna-storage) answer, prepare the shared assets (data, score model, reference
-  statistics), take the study's lock. All before Ray starts;
-  a problem is bad input (ConfigError, exit 2) and nothing has been started.
-- launch: start (or join) Ray, record the study (study.json), open the MLflow parent run, run the
+  (--optuna-storage) answer, check the shared assets (image data, score model, extractor weights),
+  take the study's lock. All before Ray starts; a problem is bad input (ConfigError, exit 2) and
+  nothing has been started.
+- launch: start (or join) Ray and meanwhile, on a thread, compute what the assets still lack (FID
+  reference statistics, which nothing can refuse) and import what launch needs; record the study
+  (study.json), open the MLflow parent run, run the
   Tune experiment, then the confirmation experiment when the study has a `confirm` section
   (tuning/confirm.py).
 - summarize: summary.json (with the confirmation and its verdict), the parent run's result, the report
@@ -21,7 +23,7 @@ import contextlib
 import logging
 import os
 import tempfile
-import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from smart.config import ConfigError, RunConfig
@@ -52,7 +54,7 @@ def trial_base(plan: Plan) -> RunConfig:
     if plan.stored is not None:
         return RunConfig.from_dict(plan.stored["trial_base"])
     from smart.assets import absolute_paths
-    from smart.metrics.fid import default_cache_dir
+    from smart.metrics import default_cache_dir
 
     base = plan.study.base.to_dict()
     base["eval"]["cache_dir"] = os.path.abspath(base["eval"]["cache_dir"] or default_cache_dir())
@@ -61,7 +63,7 @@ def trial_base(plan: Plan) -> RunConfig:
 
 def prepare(plan: Plan) -> RunConfig:
     """Everything that can refuse the study, before Ray starts; returns the trial base."""
-    from smart.assets import prepare_assets
+    from smart.assets import check_assets
     from tuning.optuna_db import check_database
 
     base = trial_base(plan)
@@ -70,7 +72,7 @@ def prepare(plan: Plan) -> RunConfig:
     if plan.optuna_shared:  # the default sqlite file is created with the study (in launch)
         check_database(plan.optuna_storage, plan.study.spec.name, plan.resume)
     try:
-        prepare_assets(base)  # shared assets once, before any trial
+        check_assets(base)
     except ConfigError as exc:  # missing data, score model or extractor weights
         profiles = [p for p in plan.study.spec.profiles if p != plan.profile]
         hint = f"; or run this study's {' / '.join(f'--profile {p}' for p in profiles)}" if profiles else ""
@@ -80,22 +82,32 @@ def prepare(plan: Plan) -> RunConfig:
     return base
 
 
-def _preload(tracking_uri: str | None) -> threading.Thread:
-    """Import what `launch` needs (Tune, Optuna, the trainable, MLflow and its database store) on a
-    thread while Ray starts: on 2 cores these imports took seconds of the study's fixed cost, and
-    `ray.init` mostly waits on its daemons. Imports only: nothing is written before Ray is up."""
+def _preload(base: RunConfig, tracking_uri: str | None, timings: Timings) -> Future:
+    """On a thread while Ray starts (`ray.init` mostly waits on its daemons): the shared assets'
+    remaining work, once, before any trial (FID reference statistics; `check_assets` has passed, so
+    nothing here refuses the study), the imports `launch` needs (Tune, Optuna, MLflow) and MLflow's
+    database store opened (a new database gets its schema: ~1 s). Nothing of the study is recorded
+    before Ray is up."""
     def work():
-        import optuna  # noqa: F401
-        import tuning.fault_watch  # noqa: F401
-        import tuning.trainable  # noqa: F401
-        if tracking_uri:
-            import tuning.tracking_callback  # noqa: F401
-            if not tracking_uri.startswith(("http:", "https:", "databricks")):
-                import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+        with timings.phase("preload"):
+            from smart.metrics import prepare_metrics
 
-    thread = threading.Thread(target=work, name="preload", daemon=True)
-    thread.start()
-    return thread
+            prepare_metrics(base)
+            import optuna  # noqa: F401
+            import tuning.fault_watch  # noqa: F401
+            import tuning.trial_timings  # noqa: F401
+            if tracking_uri:
+                import tuning.tracking_callback  # noqa: F401
+                if not tracking_uri.startswith(("http:", "https:", "databricks")):
+                    from mlflow.tracking import MlflowClient
+
+                    MlflowClient(tracking_uri).search_experiments(max_results=1)
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="preload")
+    try:
+        return pool.submit(work)
+    finally:
+        pool.shutdown(wait=False)
 
 
 @contextlib.contextmanager
@@ -329,8 +341,6 @@ def summarize(plan: Plan, base: RunConfig, results, runs, timings: Timings, conf
     """summary.json, the parent run's result and the report, built on a thread while `meanwhile`
     (Ray's shutdown) runs; summary.json is written again at the end with the study's `timings`
     (tuning/timings.py), the report's included."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from mlflow.tracking import MlflowClient
 
     from tuning.results import build_summary
@@ -386,10 +396,10 @@ def run(plan: Plan) -> Outcome:
     try:
         with timings.phase("prepare"):
             base = prepare(plan)
-        preloading = _preload(plan.tracking_uri)
+        preloading = _preload(base, plan.tracking_uri, timings)
         with quiet_tracebacks(places):
             with _ray(plan, timings) as stop_ray:
-                preloading.join()
+                preloading.result()
                 runs, results, confirmed = launch(plan, base, places, timings)
                 return summarize(plan, base, results, runs, timings, confirmed, meanwhile=stop_ray)
     except ConfigError:

@@ -1,7 +1,7 @@
 """Replicates of a trial (`budget.replicates: R`): R seeds of one configuration, whose mean
 objective is what the trial reports, so that ASHA and Optuna act on a value less noisy than one
 seed's. Here: the replicates' seeds and how their eval metrics combine into one Tune result; the
-trial itself trains them in lockstep (tuning/trainable.py)."""
+trial itself trains them in lockstep (tuning/trial_run.py)."""
 from __future__ import annotations
 
 import statistics

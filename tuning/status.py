@@ -34,6 +34,7 @@ STATUS_TAG = "trial_status"    # MLflow tag of a child run: its TrialStatus
 STOPPED_EARLY_TAG = "stopped_early"
 STAGE_TAG = "stage"            # MLflow tag of a child run: "search", or "confirm" (the confirmation stage)
 SCORED = (TrialStatus.FINISHED, TrialStatus.STOPPED_EARLY)  # statuses whose objective ranks a trial
+SNAPSHOT_PREFIX = "snapshot-kimg"  # a trial's sample pictures, beside its checkpoints and in MLflow
 
 
 class ResultKey(_Name):
@@ -42,6 +43,7 @@ class ResultKey(_Name):
     KIMG = "kimg"
     DIVERGED = "diverged"                # 1.0 when the trial's losses became NaN/inf
     DIVERGED_REASON = "diverged_reason"  # the divergence message
+    TIMINGS = "timings"                  # the eval's costs (tuning/timings.py), numbers MLflow never logs
 
 
 def best_key(metric: str) -> str:

@@ -25,12 +25,11 @@ from ray import tune
 from smart.config import RunConfig
 from tuning.results import trainer_metrics
 from tuning.runs_file import RunsFile
-from tuning.status import SCORED, STATUS_TAG, STOPPED_EARLY_TAG, ResultKey, TrialStatus, trial_status
+from tuning.status import SCORED, SNAPSHOT_PREFIX, STATUS_TAG, STOPPED_EARLY_TAG, ResultKey, TrialStatus, trial_status
 from tuning.storage import Storage
 from tuning.timings import Timings
 from tuning.tracking import (CONFIG_ARTIFACT, SNAPSHOT_DIR, find_trial_run, log_params, metric_step, run_name,
                              run_tags)
-from tuning.trainable import SNAPSHOT_PREFIX
 
 
 def _metric_items(result: dict) -> list[Metric]:

@@ -6,11 +6,11 @@ import time
 from ray import tune
 
 from tuning.timings import Timings
-from tuning.trainable import TIMINGS_KEY
+from tuning.status import ResultKey
 
 
 class TrialTimings(tune.Callback):
-    """Sums the trials' per-eval costs (the results' TIMINGS_KEY) and each trial's actor start:
+    """Sums the trials' per-eval costs (the results' ResultKey.TIMINGS) and each trial's actor start:
     from Tune starting the trial to its trainable running."""
 
     def __init__(self):
@@ -21,7 +21,7 @@ class TrialTimings(tune.Callback):
         self._started[trial.trial_id] = time.time()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        for name, value in (result.get(TIMINGS_KEY) or {}).items():
+        for name, value in (result.get(ResultKey.TIMINGS) or {}).items():
             if name == "started_at":
                 if trial.trial_id in self._started:
                     self.timings.add("actor_start", value - self._started.pop(trial.trial_id))

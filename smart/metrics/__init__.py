@@ -15,6 +15,7 @@ An FID extractor is registered in FID_EXTRACTORS as `setup(cfg, dataset) -> FidS
 """
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Protocol
 
 from smart.phases import loss_names
@@ -34,6 +35,11 @@ class Metric(Protocol):
     config; `prepare(cfg)`, if registered, has already run once (reference statistics, extractors)."""
 
     def __call__(self, ctx: EvalContext, samples: torch.Tensor) -> dict[str, float]: ...
+
+
+def default_cache_dir() -> str:
+    """Where reference statistics and trained extractors are cached unless eval.cache_dir says."""
+    return os.environ.get("SMART_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "smart")
 
 
 def metric_names(name: str, cfg: RunConfig) -> set[str]:

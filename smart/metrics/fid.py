@@ -14,6 +14,7 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_featur
 from torch_fidelity.utils import create_feature_extractor
 
 from smart import progress
+from smart.metrics import default_cache_dir
 
 
 class ToyRBFExtractor(FeatureExtractorBase):
@@ -104,10 +105,6 @@ class SampleDataset(Dataset):
         if self._data is None:
             self._data = self._make()
         return self._data[i]
-
-
-def default_cache_dir() -> str:
-    return os.environ.get("SMART_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "smart")
 
 
 def cache_name(*parts: str) -> str:

@@ -18,9 +18,10 @@ from torch.utils.data import Dataset
 
 from smart.data import build_dataset
 from smart.data.images import to_uint8
+from smart.metrics import default_cache_dir
 from smart.metrics.extractors import (ClassifierExtractor, TorchScriptInceptionExtractor, file_hash,
                                       inception_weights, torchscript_weights, train_classifier)
-from smart.metrics.fid import (SampleDataset, ToyRBFExtractor, cache_name, default_cache_dir, frechet_distance,
+from smart.metrics.fid import (SampleDataset, ToyRBFExtractor, cache_name, frechet_distance,
                                reference_statistics)
 from smart.registry import FID_EXTRACTORS
 
