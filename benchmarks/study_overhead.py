@@ -184,6 +184,18 @@ print(json.dumps({"start": t2 - t1, "shutdown": time.perf_counter() - t2}))
 _TRIAL_IMPORTS = "import time; t0 = time.perf_counter(); import ray.tune, tuning.trial_run; print(time.perf_counter() - t0)"
 
 
+TRIAL_SIDE = ("checkpoint_s", "snapshot_s", "gauges_s", "report_s", "actor_start")  # spent in a trial slot
+
+
+def in_loop(timings: dict, loops: tuple[float, float], concurrency: int) -> str:
+    """The loop's extra wall beside the trial-side costs above, spread over the trial slots; the
+    difference is what the driver and Ray take of the cores while trials train, and gaps between
+    trials."""
+    slot = sum(timings[k]["s"] for k in TRIAL_SIDE if timings.get(k)) / concurrency
+    return (f"  loop: study - bare = {loops[0] - loops[1]:.1f} s; the trial-side costs above "
+            f"({', '.join(TRIAL_SIDE)}) come to {slot:.1f} s per trial slot")
+
+
 def floor(env: dict, concurrency: int) -> list[str]:
     """What a study pays that the bare loop does not, each measured alone in a fresh interpreter:
     Ray's start (with the dashboard, as a study starts it) and shutdown, and a trial actor's imports
@@ -245,6 +257,7 @@ def main() -> int:
     ratio = [med["study"][k] / med["bare"][k] for k in (0, 1)]
     print(f"{'ratio study / bare':24}{ratio[0]:>17.2f}×{ratio[1]:>15.2f}×")
     print("\n".join(breakdown(timings, *walls["study"][-1][::-1])))
+    print(in_loop(timings, (walls["study"][-1][0], walls["bare"][-1][0]), args.concurrency))
     print("\n".join(floor(env, args.concurrency)))
     return 0
 

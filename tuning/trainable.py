@@ -15,6 +15,7 @@ from ray import tune
 if TYPE_CHECKING:
     from smart.config import RunConfig
 
+
 def keep_checkpoints(config_class, reduce: str, metric: str, mode: str):
     """Tune's (or Ray Train's) CheckpointConfig: a trial's latest checkpoint is always kept (resume
     needs it) and, with objective.reduce: best, also the one of its best eval, whose generator is
