@@ -13,8 +13,8 @@ Targets (issue 14): at --trials 16 --kimg 256, study / bare <= 1.15 on the train
 Then the breakdown of the study's extra time, from summary.json's `timings` (tuning/timings.py):
 per eval and per trial what the trials spend besides training (checkpoint, snapshot picture, live
 gauges, the report's round trip through Tune's driver loop), the driver's MLflow calls, and the
-fixed costs (reference statistics, Ray start and shutdown, summary, report, the interpreter; the
-pairs that run at once are counted once).
+fixed costs (reference statistics, Ray start and shutdown, summary, best generator, report, the
+interpreter; of the phases that run at once only the longest counts).
 Last, what no study can avoid on this machine, each measured alone: Ray's start (with the
 dashboard) and shutdown, and the trial actors' imports. The machine's core count and load
 (os.getloadavg) are printed with the figures: on a shared machine a figure means little without
@@ -128,14 +128,15 @@ FIXED = [
     ("ray_start", "Ray start"),
     ("preload", "reference statistics, imports (while Ray starts)"),
     ("mlflow_parent", "MLflow parent run created"),
-    ("tune_setup", "Tuner built (imports Tune, Optuna, torch)"),
+    ("tune_setup", "Tuner built (Tune, Optuna searcher, scheduler)"),
     ("fit_beyond_loop", "Tuner.fit beyond Tune's tuning loop"),
     ("ray_shutdown", "Ray shutdown"),
     ("summary", "summary.json"),
-    ("mlflow_finish", "MLflow: lost runs, best generator, parent"),
+    ("mlflow_finish", "MLflow: lost runs, best trial, parent"),
+    ("generator", "best trial's generator logged (while Ray shuts down)"),
     ("report", "study report (while Ray shuts down)"),
 ]
-OVERLAPPING = (("preload", "ray_start"), ("report", "ray_shutdown"))  # each pair runs at once (tuning/driver.py)
+OVERLAPPING = (("preload", "ray_start"), ("report", "generator", "ray_shutdown"))  # each group at once (driver.py)
 
 
 def breakdown(timings: dict, total: float, loop: float) -> list[str]:
@@ -159,7 +160,8 @@ def breakdown(timings: dict, total: float, loop: float) -> list[str]:
     out.append("  fixed (driver):")
     if "tuning_loop" in timings:  # the driver's Tuner.fit wall minus the loop Tune reports
         timings = {**timings, "fit_beyond_loop": {"s": timings["tuning_loop"]["s"] - loop, "n": 1}}
-    fixed = -sum(min(timings[key]["s"] if timings.get(key) else 0.0 for key in pair) for pair in OVERLAPPING)
+    spans = [[timings[key]["s"] if timings.get(key) else 0.0 for key in group] for group in OVERLAPPING]
+    fixed = -sum(sum(group) - max(group) for group in spans)  # a group's longest is what it costs
     for key, label in FIXED:
         t = timings.get(key)
         if t:
@@ -192,8 +194,11 @@ def in_loop(timings: dict, loops: tuple[float, float], concurrency: int) -> str:
     difference is what the driver and Ray take of the cores while trials train, and gaps between
     trials."""
     slot = sum(timings[k]["s"] for k in TRIAL_SIDE if timings.get(k)) / concurrency
+    warm = timings.get("finish_imports")
     return (f"  loop: study - bare = {loops[0] - loops[1]:.1f} s; the trial-side costs above "
-            f"({', '.join(TRIAL_SIDE)}) come to {slot:.1f} s per trial slot")
+            f"({', '.join(TRIAL_SIDE)}) come to {slot:.1f} s per trial slot; the driver imported the "
+            "finish's modules " + (f"in {warm['s']:.1f} s once a slot was idle" if warm else
+                                   "after the loop (no slot was idle before its end)"))
 
 
 def floor(env: dict, concurrency: int) -> list[str]:

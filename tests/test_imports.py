@@ -59,3 +59,25 @@ print(sorted(m for m in ("torch", "torch_fidelity", "torchvision", "smart.loop")
                           env={**os.environ, "PYTHONPATH": ROOT})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_a_cached_toy_reference_costs_the_driver_no_torch(tmp_path):
+    """The study driver prepares the metrics while Ray starts; when the toy reference statistics are
+    cached (every study after the first), that loads neither torch nor torch-fidelity."""
+    script = """
+import sys
+from smart.config import RunConfig
+from smart.metrics import prepare_metrics
+prepare_metrics(RunConfig.from_dict({"data": {"kind": "ring8", "ambient_dim": 4},
+                                     "eval": {"num_samples": 300, "cache_dir": sys.argv[1]}}))
+print(sorted(m for m in ("torch", "torch_fidelity") if m in sys.modules))
+"""
+    def prepare() -> str:
+        proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                              timeout=300, env={**os.environ, "PYTHONPATH": ROOT})
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip().splitlines()[-1]
+
+    assert prepare() == "['torch', 'torch_fidelity']"  # first: computed and cached
+    assert any(p.name.endswith(".pt") for p in tmp_path.iterdir())
+    assert prepare() == "[]"

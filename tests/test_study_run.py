@@ -75,6 +75,9 @@ def test_study_end_to_end(ray_session, tmp_path, capsys):
 
     client, parents, children = _runs(uri, "tiny")
     assert len(parents) == 1 and len(children) == 4
+    for t in trials:  # Tune's result files; TensorBoard's only with --tensorboard
+        files = os.listdir(os.path.dirname(t["checkpoint"]))
+        assert {"result.json", "progress.csv"} <= set(files) and not any(f.startswith("events.out") for f in files)
 
     # the best trial's generator (its best eval's EMA weights and run config) is an artifact of its run;
     # smart.generate samples from it, and from a trial checkpoint, the same samples
@@ -125,9 +128,12 @@ def test_sub_kimg_evals_keep_their_steps_and_runs_are_named(ray_session, tmp_pat
         ("sampler", "points_to_evaluate"): points, ("budget", "num_samples"): 2, ("scheduler", "kind"): "none",
         ("mlflow", "report"): False, ("objective", "reduce"): "last"})
     storage = tmp_path / "store"
-    assert main([study, "--storage", str(storage)]) == 0
+    assert main([study, "--storage", str(storage), "--tensorboard"]) == 0
     capsys.readouterr()
     summary = json.loads((storage / "tiny" / "summary.json").read_text())
+    for t in summary["trials"]:  # Tune's result files, and TensorBoard's on request
+        files = os.listdir(os.path.dirname(t["checkpoint"]))
+        assert {"result.json", "progress.csv"} <= set(files) and any(f.startswith("events.out.tfevents") for f in files)
     assert summary["objective"] == "fid"  # objective.reduce: last ranks by the latest eval, keeps the latest checkpoint
     fids = [t["metrics"]["fid"] for t in summary["trials"]]
     assert fids == sorted(fids)

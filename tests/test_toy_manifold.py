@@ -120,3 +120,24 @@ def test_the_manifold_study_trains_in_r32_and_reports_the_diagnostics():
             "grad_adv_off"} <= set(metrics)
     assert metrics["normal_spread"] > 0 and 0 <= metrics["d_saturated"] <= 1
     assert math.isfinite(metrics["fid"]) and math.isfinite(metrics["d_logit_real"])
+
+
+@pytest.mark.parametrize("data", [{"kind": "ring8"}, {"kind": "grid25", "std": 0.1, "ambient_dim": 8},
+                                  {"kind": "ring8", "ambient_dim": 3, "normal_std": 0.0}])
+def test_the_config_names_the_toy_reference_statistics_as_the_dataset_does(data, tmp_path):
+    """A study's driver tells a cached toy reference from the config alone (no torch): the name it
+    looks for is the one the FID metric caches under."""
+    from smart.config import RunConfig
+    from smart.data import build_dataset
+    from smart.metrics.frechet import fid_setup, prepare_fid, reference_set
+    from smart.metrics.reference import toy_statistics_cached
+
+    cfg = RunConfig.from_dict({"data": data, "eval": {"num_samples": 500, "cache_dir": str(tmp_path)}})
+    dataset = build_dataset(cfg)
+    assert cfg.data.cache_key() == dataset.cache_key()
+    assert not toy_statistics_cached(cfg)
+    prepare_fid(cfg)
+    assert toy_statistics_cached(cfg)
+    assert not toy_statistics_cached(cfg.with_overrides({"eval.num_samples": 400}))
+    _, name = reference_set(cfg, dataset, fid_setup(cfg, dataset))
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(name)]

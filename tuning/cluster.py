@@ -30,6 +30,10 @@ def _root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# Ray prestarts one idle worker per CPU for tasks. A study runs no tasks, and Tune gives every trial
+# actor its own runtime_env, so no trial can use one: they would only take CPU from Ray's start.
+_NO_PRESTART = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
+
 # A reused trial actor waits this long for the previous trial's thread to end (Tune's default, 2 s,
 # is shorter than freeing a trial's trainers on a loaded machine, and the next trial then errors
 # with "Trainable runner reuse requires reset_config() to be implemented and return True").
@@ -82,7 +86,8 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, dashboa
         log.warning(warning)
     # address="local": a new instance, never an unrelated Ray that happens to run on this machine
     return ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host=dashboard_host,
-                    dashboard_port=dashboard_port or DASHBOARD_PORT, runtime_env=worker_env(None))
+                    dashboard_port=dashboard_port or DASHBOARD_PORT, runtime_env=worker_env(None),
+                    _system_config=_NO_PRESTART)
 
 
 def dashboard_lines(context) -> list[str]:

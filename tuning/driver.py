@@ -11,8 +11,9 @@ absolute and its reference-statistics cache pinned, or the one a resumed study s
   (study.json), open the MLflow parent run, run the
   Tune experiment, then the confirmation experiment when the study has a `confirm` section
   (tuning/confirm.py).
-- summarize: summary.json (with the confirmation and its verdict), the parent run's result, the report
-  (built on a thread while Ray shuts down).
+- summarize: summary.json (with the confirmation and its verdict), the parent run's result, the best
+  trial's generator and the report (each on a thread while Ray shuts down; their imports are done
+  during the loop once a trial slot is idle, tuning/warm_finish.py).
 
 A fault outside the trials (full disk, a tracking server or storage URI that stops answering)
 becomes one StudyFault line (tuning/faults.py); what is on disk stays for `--resume`.
@@ -108,6 +109,14 @@ def _preload(base: RunConfig, tracking_uri: str | None, timings: Timings) -> Fut
         return pool.submit(work)
     finally:
         pool.shutdown(wait=False)
+
+
+def _loggers(tensorboard: bool) -> list:
+    """Tune's per-trial result files: result.json and progress.csv, and TensorBoard event files on
+    request (tensorboardX loads torch in the driver: ~1 s as the loop starts)."""
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
+
+    return [JsonLoggerCallback(), CSVLoggerCallback()] + ([TBXLoggerCallback()] if tensorboard else [])
 
 
 @contextlib.contextmanager
@@ -240,9 +249,11 @@ def launch(plan: Plan, base: RunConfig, places, timings: Timings):
     from tuning.trial_timings import TrialTimings
     from tuning.tracking import start_parent
     from tuning.tracking_callback import MLflowCallback
+    from tuning.warm_finish import WarmFinish
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # Tune's table reporter with our metric and search keys
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # Tune's result files are chosen here (_loggers)
     # one experiment snapshot per checkpoint is what we want (and costs ~10 ms); no warning
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     study, spec = plan.study, plan.study.spec
@@ -263,8 +274,8 @@ def launch(plan: Plan, base: RunConfig, places, timings: Timings):
              spec.budget.max_concurrent, spec.sampler.kind, spec.scheduler.kind, plan.exp)
 
     def callbacks(stage: str) -> list:
-        return [FaultWatch(places), TrialTimings()] + ([MLflowCallback(plan.exp, base, spec.objective.metric,
-                                                                       tags={STAGE_TAG: stage})] if runs else [])
+        return [FaultWatch(places), TrialTimings(), *_loggers(plan.tensorboard)] + (
+            [MLflowCallback(plan.exp, base, spec.objective.metric, tags={STAGE_TAG: stage})] if runs else [])
 
     def fit(tuner, used: list, phase: str):
         with timings.phase(phase):
@@ -275,7 +286,11 @@ def launch(plan: Plan, base: RunConfig, places, timings: Timings):
         return grid
 
     search = callbacks("search")
-    with timings.phase("tune_setup"):  # imports Ray Tune, Optuna, torch and the trainable
+    # the finish's imports (_keep_generator: torch; _report: its plots and fANOVA), once a core is idle
+    finish = (["torch"] if runs else []) + (["tuning.report_plots", "optuna.importance"]
+                                            if runs and spec.mlflow.report else [])
+    search.append(WarmFinish(finish, study.num_samples, spec.budget.max_concurrent))
+    with timings.phase("tune_setup"):  # the searcher (Optuna), the scheduler, the trainable's name
         tuner = _tuner(plan, base, search)
     results = fit(tuner, search, "tuning_loop")
     if spec.confirm is None:
@@ -308,18 +323,20 @@ def _report(plan: Plan, runs, timings: Timings) -> str | None:
     return os.path.join(out, INDEX)
 
 
-def _keep_generator(plan: Plan, runs, results, trial_id: str) -> str | None:
+def _keep_generator(plan: Plan, runs, results, trial_id: str, timings: Timings) -> str | None:
     """Log the best search trial's kept generator to its MLflow run; returns its artifact URI."""
     from ray.tune.result import TRIAL_ID
 
-    from tuning.artifacts import log_generator
     from tuning.results import kept_checkpoint
 
     result = next(r for r in results if (r.metrics or {}).get(TRIAL_ID) == trial_id)
     checkpoint = kept_checkpoint(result, plan.study.spec.objective)
     if checkpoint is None or trial_id not in runs.trials:
         return None
-    uri = log_generator(runs.tracking_uri, runs.trials[trial_id], checkpoint)
+    with timings.phase("generator"):  # the driver's first torch import when the reference statistics were cached
+        from tuning.artifacts import log_generator
+
+        uri = log_generator(runs.tracking_uri, runs.trials[trial_id], checkpoint)
     log.info("generator of the best trial %s: %s (python -m smart.generate samples from it)", trial_id, uri)
     return uri
 
@@ -338,9 +355,9 @@ def _with_confirmation(summary: dict, confirmed, base: RunConfig, spec) -> dict:
 
 def summarize(plan: Plan, base: RunConfig, results, runs, timings: Timings, confirmed=None,
               meanwhile=lambda: None) -> Outcome:
-    """summary.json, the parent run's result and the report, built on a thread while `meanwhile`
-    (Ray's shutdown) runs; summary.json is written again at the end with the study's `timings`
-    (tuning/timings.py), the report's included."""
+    """summary.json, the parent run's result, then the best trial's generator and the report, each
+    on a thread while `meanwhile` (Ray's shutdown) runs; summary.json is written again at the end
+    with the generator and the study's `timings` (tuning/timings.py), the report's included."""
     from mlflow.tracking import MlflowClient
 
     from tuning.results import build_summary
@@ -356,8 +373,7 @@ def summarize(plan: Plan, base: RunConfig, results, runs, timings: Timings, conf
         summary = _with_confirmation(summary, confirmed, base, spec)
         complete = complete and not any(r.error for r in confirmed)
         kept |= {r.metrics["trial_id"] for r in confirmed if r.metrics}
-    plan.exp.write_json(SUMMARY_FILE, summary)
-    report = None
+    plan.exp.write_json(SUMMARY_FILE, summary)  # first, without waiting on MLflow
     if runs:
         with timings.phase("mlflow_finish"):
             runs = RunsFile.read(plan.exp)  # as the experiments' MLflowCallbacks left it
@@ -365,19 +381,20 @@ def summarize(plan: Plan, base: RunConfig, results, runs, timings: Timings, conf
             if lost:
                 log.info("note: deleted %d MLflow run(s) of trials started after the interrupted study's last "
                          "snapshot (their work was redone by new trials)", lost)
-            if summary["best"]:
-                summary["best"]["generator"] = _keep_generator(plan, runs, results, summary["best"]["trial_id"])
-                plan.exp.write_json(SUMMARY_FILE, summary)  # again, with it (the first write must not wait on MLflow)
             if "verdict" in summary:
                 MlflowClient(runs.tracking_uri).set_tag(runs.parent, "verdict", summary["verdict"])
             record_best(runs, summary, spec.objective.result_key())
-    if runs and spec.mlflow.report:
-        with ThreadPoolExecutor(1) as pool:  # the report reads MLflow, not Ray: build it while Ray stops
-            building = pool.submit(_report, plan, runs, timings)
-            meanwhile()
-            report = building.result()
-    else:
+    # what reads MLflow and the trial checkpoints, not Ray, is done while Ray stops
+    with ThreadPoolExecutor(2, thread_name_prefix="finish") as pool:
+        generator = report = None
+        if runs and summary["best"]:
+            generator = pool.submit(_keep_generator, plan, runs, results, summary["best"]["trial_id"], timings)
+        if runs and spec.mlflow.report:
+            report = pool.submit(_report, plan, runs, timings)
         meanwhile()
+        if generator is not None:
+            summary["best"]["generator"] = generator.result()
+        report = report.result() if report is not None else None
     summary["timings"] = timings.to_dict()
     plan.exp.write_json(SUMMARY_FILE, summary)
     if runs:

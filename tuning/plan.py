@@ -49,6 +49,7 @@ class Plan:
         self.profile = args.profile
         self.code = args.code
         self.dashboard_host = args.dashboard_host
+        self.tensorboard = args.tensorboard
         mlflow = study.spec.mlflow
         self.tracking_uri = self.tracking_key = None
         if mlflow.enabled:

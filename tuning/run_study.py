@@ -1,6 +1,6 @@
 """`python tuning/run_study.py STUDY.yaml [--profile NAME] [--set key=value ...] [--storage DIR|URI]
 [--mlflow-uri URI] [--optuna-storage URL] [--address auto|HOST:6379|ray://HOST:10001] [--code ship|installed]
-[--dashboard-host HOST] [--resume] [--dry-run]` (also `smart-study`): run a hyperparameter study.
+[--dashboard-host HOST] [--tensorboard] [--resume] [--dry-run]` (also `smart-study`): run a hyperparameter study.
 
 A study file becomes a Ray Tune experiment: Optuna (define-by-run) suggests dotted config values,
 each trial trains a `smart` GAN and reports every eval, ASHA stops weak trials, MLflow records a
@@ -42,6 +42,9 @@ def parser() -> Parser:
     p.add_argument("--dashboard-host", default="127.0.0.1",
                    help="interface of a locally started Ray dashboard (default 127.0.0.1; anything else "
                         "exposes it to the network and prints a warning)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write each trial's results as TensorBoard event files in its trial folder "
+                        "(Ray Tune's TBXLogger; it loads torch in the driver, ~1 s)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted study in --storage")
     p.add_argument("--dry-run", action="store_true", help="validate and print the study; start nothing")
     return p

@@ -57,6 +57,20 @@ class ToyDataConfig(DataConfig):
     conditional: ClassVar[bool] = False
     std: float = Field(0.05, gt=0, le=0.5, description="per-mode standard deviation of the mixture")
 
+    def cache_key(self) -> str | None:
+        """The data's `Dataset.cache_key` when the config alone fixes it (None: only the dataset knows)."""
+        return None
+
+
+EMBED_SEED = 20_240_613  # the fixed orthonormal map R^d -> R^d that carries the plane into R^d (smart.data.toy)
+
+
+def mixture_key(kind: str, std: float, ambient_dim: int, normal_std: float) -> str:
+    """A toy mixture's identity (`Dataset.cache_key`), from its config alone: no torch needed to
+    name its cached reference statistics."""
+    key = f"{kind}-std{std:g}"
+    return key if ambient_dim <= 2 else f"{key}-d{ambient_dim}-n{normal_std:g}-e{EMBED_SEED}"
+
 
 class MixtureDataConfig(ToyDataConfig):
     """ring8 and grid25: the mixture on its plane, in R^2 or carried into R^d as a thin manifold."""
@@ -68,6 +82,9 @@ class MixtureDataConfig(ToyDataConfig):
     normal_std: float = Field(
         0.005, ge=0, le=0.5, description="std of the data in each of the d − 2 normal directions (the manifold's "
         "thickness); 0 allowed (the noised score stays exact at every t); unused when ambient_dim is 2")
+
+    def cache_key(self) -> str:
+        return mixture_key(self.kind, self.std, self.ambient_dim, self.normal_std)
 
 
 class ImageDataConfig(DataConfig):

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-EMBED_SEED = 20_240_613  # the fixed orthonormal map R^d -> R^d that carries the plane into R^d
+from smart.data import EMBED_SEED, mixture_key
 
 
 def embedding(ambient_dim: int) -> torch.Tensor:
@@ -154,8 +154,7 @@ class GaussianMixture2D:
         return torch.cat([plane, normal.norm(dim=1, keepdim=True)], dim=1)
 
     def cache_key(self) -> str:
-        key = f"{self.name}-std{self.std:g}"
-        return key if self.basis is None else f"{key}-d{self.ambient_dim}-n{self.normal_std:g}-e{EMBED_SEED}"
+        return mixture_key(self.name, self.std, self.ambient_dim, self.normal_std)
 
 
 def ring8(std: float, ambient_dim: int = 2, normal_std: float = 0.0) -> GaussianMixture2D:

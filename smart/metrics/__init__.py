@@ -3,12 +3,13 @@
 Declarations only (no torch import). A metric is registered in smart.registry.METRICS as
 
     METRICS.register(name, fn, reports={...} or reports(cfg) -> set, prepare=prepare(cfg),
-                     domains=("toy", "image"))
+                     prepared=prepared(cfg) -> bool, domains=("toy", "image"))
 
 with `fn(ctx: EvalContext, samples) -> {name: value}` (smart.context.EvalContext: the generators,
 D, the objective's loss terms, the dataset, the run config; samples: the EMA generator's
 eval.num_samples), `reports` the names fn returns for a config (default {name}), `prepare` the
-shared work done once before any run (reference statistics) and `domains` the data it applies to.
+shared work done once before any run (reference statistics), `prepared` a cheap check (no torch)
+that it is done already, and `domains` the data it applies to.
 An FID extractor is registered in FID_EXTRACTORS as `setup(cfg, dataset) -> FidSetup`
 (smart.metrics.frechet) with `domain=` the data it reads and `default_for=` the domain whose
 `eval.fid_extractor: auto` it is.
@@ -65,10 +66,12 @@ def compute_metrics(names, ctx: EvalContext, samples) -> dict[str, float]:
 
 
 def prepare_metrics(cfg: RunConfig) -> None:
-    """Each configured metric's shared, cached work (reference statistics, extractors), once, up front."""
+    """Each configured metric's shared, cached work (reference statistics, extractors), once, up
+    front; skipped where the metric's `prepared` check says it is done."""
     for name in cfg.eval.metrics:
-        prepare = METRICS.get(name).info.get("prepare")
-        if prepare is not None:
+        info = METRICS.get(name).info
+        prepare, prepared = info.get("prepare"), info.get("prepared")
+        if prepare is not None and not (prepared is not None and resolve(prepared)(cfg)):
             resolve(prepare)(cfg)
 
 
@@ -96,6 +99,7 @@ def _saturation_reports(cfg: RunConfig) -> set[str]:
 
 
 METRICS.register("fid", "smart.metrics.frechet:fid", prepare="smart.metrics.frechet:prepare_fid",
+                 prepared="smart.metrics.reference:toy_statistics_cached",
                  reports=_fid_reports)
 METRICS.register("modes", "smart.metrics.modes:modes", domains=("toy",), reports=_mode_reports)
 METRICS.register("grad_norms", "smart.metrics.gradients:grad_norms", reports=_grad_reports)

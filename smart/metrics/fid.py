@@ -1,7 +1,6 @@
 """Fréchet distance through torch-fidelity: registered extractors and cached reference statistics."""
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Callable
 
@@ -15,6 +14,7 @@ from torch_fidelity.utils import create_feature_extractor
 
 from smart import progress
 from smart.metrics import default_cache_dir
+from smart.metrics.reference import TOY_RBF, TOY_RBF_LAYER, TOY_RBF_VERSION
 
 
 class ToyRBFExtractor(FeatureExtractorBase):
@@ -25,8 +25,8 @@ class ToyRBFExtractor(FeatureExtractorBase):
     are on the grid in the plane at Euclidean distance in R^d (√(‖p − c‖² + r²)), and r is a feature
     too, so mass spread across the plane counts as it would within it."""
 
-    NAME = "smart-toy-rbf"
-    LAYER = "rbf"
+    NAME = TOY_RBF
+    LAYER = TOY_RBF_LAYER
 
     def __init__(self, name, features_list, **kwargs):
         super().__init__(name, features_list)
@@ -59,7 +59,7 @@ class ToyRBFExtractor(FeatureExtractorBase):
 
     @staticmethod
     def weights_hash() -> str:
-        return "grid12-r1.5-v1"
+        return TOY_RBF_VERSION
 
 
 if ToyRBFExtractor.NAME not in FEATURE_EXTRACTORS_REGISTRY:
@@ -105,12 +105,6 @@ class SampleDataset(Dataset):
         if self._data is None:
             self._data = self._make()
         return self._data[i]
-
-
-def cache_name(*parts: str) -> str:
-    """A reference-statistics cache name: readable prefix plus a hash of everything that matters."""
-    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-    return f"{parts[0]}-{digest}"
 
 
 def _fidelity_kwargs(reference, reference_cache, cache_dir, cuda, batch_size, extractor, layer, weights_path,

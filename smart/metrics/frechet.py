@@ -8,7 +8,6 @@ from the plane) against a fresh exact sample of the toy mixture; the image extra
 read uint8 images against the dataset (or a fixed subset of it)."""
 from __future__ import annotations
 
-import glob
 import logging
 import os
 from dataclasses import dataclass
@@ -21,13 +20,11 @@ from smart.data.images import to_uint8
 from smart.metrics import default_cache_dir
 from smart.metrics.extractors import (ClassifierExtractor, TorchScriptInceptionExtractor, file_hash,
                                       inception_weights, torchscript_weights, train_classifier)
-from smart.metrics.fid import (SampleDataset, ToyRBFExtractor, cache_name, frechet_distance,
-                               reference_statistics)
+from smart.metrics.fid import SampleDataset, ToyRBFExtractor, frechet_distance, reference_statistics
+from smart.metrics.reference import IMAGE_REF_SEED, TOY_REF_SEED, cache_name, statistics_file, toy_reference_name
 from smart.registry import FID_EXTRACTORS
 
 log = logging.getLogger(__name__)
-_REF_SEED = 0           # the image reference subset never depends on a run's seed
-_TOY_REF_SEED = 2**31 - 1  # nor does the toy reference sample
 
 
 @dataclass(frozen=True)
@@ -101,13 +98,12 @@ def reference_set(cfg, dataset, setup: FidSetup) -> tuple[Dataset, str]:
     or seed, extractor and a hash of its weights)."""
     if setup.domain == "toy":
         n = cfg.eval.num_samples
-        name = cache_name(f"toy-{cfg.data.kind}", dataset.cache_key(), f"n{n}", f"seed{_TOY_REF_SEED}",
-                          setup.weights_hash)
-        make = lambda: toy_coordinates(dataset, dataset.sample(n, torch.Generator().manual_seed(_TOY_REF_SEED)))  # noqa: E731
+        name = toy_reference_name(cfg.data.kind, dataset.cache_key(), n, setup.weights_hash)
+        make = lambda: toy_coordinates(dataset, dataset.sample(n, torch.Generator().manual_seed(TOY_REF_SEED)))  # noqa: E731
         return SampleDataset(make, n), name
-    ref = dataset.reference(cfg.eval.reference_samples, seed=_REF_SEED)
+    ref = dataset.reference(cfg.eval.reference_samples, seed=IMAGE_REF_SEED)
     name = cache_name(f"{dataset.name}-{dataset.resolution}px", dataset.cache_key(), f"split-{dataset.split}",
-                      f"n{len(ref)}", f"seed{_REF_SEED}", setup.name, setup.weights_hash, f"rgb{setup.rgb}")
+                      f"n{len(ref)}", f"seed{IMAGE_REF_SEED}", setup.name, setup.weights_hash, f"rgb{setup.rgb}")
     return (_RGB(ref) if setup.rgb else ref), name
 
 
@@ -137,8 +133,7 @@ def prepare_fid(cfg) -> None:
     dataset = build_dataset(cfg)
     setup = fid_setup(cfg, dataset)
     reference, name = reference_set(cfg, dataset, setup)
-    cache = cfg.eval.cache_dir or default_cache_dir()
-    if not glob.glob(os.path.join(glob.escape(cache), f"{glob.escape(name)}-*stat-fid*")):
+    if not os.path.isfile(statistics_file(cfg.eval.cache_dir, name, setup.fidelity_name, setup.layer)):
         log.info("computing FID reference statistics %s (%d samples, %s)", name, len(reference), setup.name)
     cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
     reference_statistics(reference, reference_cache=name, **fid_kwargs(cfg, setup, cuda))
