@@ -191,14 +191,14 @@ TRIAL_SIDE = ("checkpoint_s", "snapshot_s", "gauges_s", "report_s", "actor_start
 
 def in_loop(timings: dict, loops: tuple[float, float], concurrency: int) -> str:
     """The loop's extra wall beside the trial-side costs above, spread over the trial slots; the
-    difference is what the driver and Ray take of the cores while trials train, and gaps between
-    trials."""
+    difference is what the driver (its finish's imports among it) and Ray take of the cores while
+    trials train, and gaps between trials."""
     slot = sum(timings[k]["s"] for k in TRIAL_SIDE if timings.get(k)) / concurrency
     warm = timings.get("finish_imports")
     return (f"  loop: study - bare = {loops[0] - loops[1]:.1f} s; the trial-side costs above "
-            f"({', '.join(TRIAL_SIDE)}) come to {slot:.1f} s per trial slot; the driver imported the "
-            "finish's modules " + (f"in {warm['s']:.1f} s once a slot was idle" if warm else
-                                   "after the loop (no slot was idle before its end)"))
+            f"({', '.join(TRIAL_SIDE)}) come to {slot:.1f} s per trial slot; the driver's imports for the "
+            "finish (torch, the report's), from the last trial's start: " +
+            (f"{warm['s']:.1f} s" if warm else "still running when the loop ended"))
 
 
 def floor(env: dict, concurrency: int) -> list[str]:

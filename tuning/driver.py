@@ -13,7 +13,7 @@ absolute and its reference-statistics cache pinned, or the one a resumed study s
   (tuning/confirm.py).
 - summarize: summary.json (with the confirmation and its verdict), the parent run's result, the best
   trial's generator and the report (each on a thread while Ray shuts down; their imports are done
-  during the loop once a trial slot is idle, tuning/warm_finish.py).
+  in the loop's tail, tuning/warm_finish.py).
 
 A fault outside the trials (full disk, a tracking server or storage URI that stops answering)
 becomes one StudyFault line (tuning/faults.py); what is on disk stays for `--resume`.
@@ -286,10 +286,10 @@ def launch(plan: Plan, base: RunConfig, places, timings: Timings):
         return grid
 
     search = callbacks("search")
-    # the finish's imports (_keep_generator: torch; _report: its plots and fANOVA), once a core is idle
+    # the finish's imports (_keep_generator: torch; _report: its plots and fANOVA), in the loop's tail
     finish = (["torch"] if runs else []) + (["tuning.report_plots", "optuna.importance"]
                                             if runs and spec.mlflow.report else [])
-    search.append(WarmFinish(finish, study.num_samples, spec.budget.max_concurrent))
+    search.append(WarmFinish(finish, study.num_samples))
     with timings.phase("tune_setup"):  # the searcher (Optuna), the scheduler, the trainable's name
         tuner = _tuner(plan, base, search)
     results = fit(tuner, search, "tuning_loop")
